@@ -1,0 +1,189 @@
+"""Start and stop the two registries under test, each on fresh storage."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchlib import BenchError
+from benchlib.registry import HOST, RegistryClient
+
+DISTRIBUTION_BINARY = Path("/usr/bin/docker-registry")
+DISTRIBUTION_PACKAGE = "docker-registry"
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+LOG_TAIL = 2000
+
+DISTRIBUTION_CONFIG = """\
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: {host}:{port}
+"""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningServer:
+    """A registry process started by the benchmark, in its own process group."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def client(self) -> RegistryClient:
+        return RegistryClient(self.port)
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-LOG_TAIL:]
+        except OSError:
+            return ""
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Poll GET /v2/ until it answers 200; fail if the process dies."""
+        deadline = time.monotonic() + timeout
+        status: int | None = None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BenchError(
+                    f"{self.name} exited with {self.process.returncode} "
+                    f"before serving; log tail:\n{self.log_tail()}"
+                )
+            try:
+                status = self.client.ping()
+            except OSError:
+                status = None
+            if status == 200:
+                return
+            time.sleep(0.1)
+        raise BenchError(f"{self.name}: GET /v2/ not 200 after {timeout:.0f} s")
+
+    def stop(self) -> None:
+        """SIGTERM the server's process group, then SIGKILL if it lingers."""
+        if self.process.poll() is None:
+            _signal_group(self.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.pid, signal.SIGKILL)
+                self.process.wait(timeout=STOP_TIMEOUT)
+        # Workers may outlive their parent for a moment; the group is ours.
+        _signal_group(self.pid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signum)
+
+
+def _launch(name: str, argv: Sequence[str], port: int, workdir: Path) -> RunningServer:
+    log_path = workdir / f"{name.lower()}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            start_new_session=True,
+        )
+    return RunningServer(name=name, process=process, port=port, log_path=log_path)
+
+
+def start_dockyard(python: str, workdir: Path, workers: int) -> RunningServer:
+    """Start ``python -m dockyard serve`` on fresh storage under ``workdir``."""
+    data_dir = workdir / "dockyard-data"
+    data_dir.mkdir()
+    port = free_port()
+    argv = [
+        python, "-m", "dockyard", "serve",
+        "--host", HOST,
+        "--port", str(port),
+        "--data-dir", str(data_dir),
+        "--workers", str(workers),
+    ]  # fmt: skip
+    return _launch("Dockyard", argv, port, workdir)
+
+
+def start_distribution(binary: Path, workdir: Path) -> RunningServer:
+    """Start Distribution with filesystem storage under ``workdir``."""
+    root = workdir / "distribution-data"
+    root.mkdir()
+    port = free_port()
+    config = workdir / "distribution.yml"
+    config.write_text(DISTRIBUTION_CONFIG.format(root=root, host=HOST, port=port))
+    argv = [str(binary), "serve", str(config)]
+    return _launch("Distribution", argv, port, workdir)
+
+
+def ensure_distribution() -> Path:
+    """Return the docker-registry binary, installing Debian's package if needed."""
+    if DISTRIBUTION_BINARY.exists():
+        return DISTRIBUTION_BINARY
+    if os.geteuid() != 0:
+        raise BenchError(
+            f"{DISTRIBUTION_BINARY} is missing and installing it needs root: "
+            f"run `sudo apt-get install -y {DISTRIBUTION_PACKAGE}` first"
+        )
+    print(f"installing {DISTRIBUTION_PACKAGE} with apt-get ...", flush=True)
+    _apt_install(DISTRIBUTION_PACKAGE)
+    if not DISTRIBUTION_BINARY.exists():
+        raise BenchError(f"apt-get ran but {DISTRIBUTION_BINARY} is still missing")
+    return DISTRIBUTION_BINARY
+
+
+def _apt_install(package: str) -> None:
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for argv in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", package]):
+        done = subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        if done.returncode != 0:
+            raise BenchError(f"{' '.join(argv)} failed:\n{done.stderr[-LOG_TAIL:]}")
+
+
+def try_apt_install(package: str, binary: str) -> bool:
+    """Install ``package`` if ``binary`` is missing and we are root; say if present."""
+    if shutil.which(binary):
+        return True
+    if os.geteuid() != 0:
+        return False
+    print(f"installing {package} with apt-get ...", flush=True)
+    try:
+        _apt_install(package)
+    except (BenchError, OSError, subprocess.TimeoutExpired) as error:
+        print(f"could not install {package}: {error}", flush=True)
+        return False
+    return shutil.which(binary) is not None

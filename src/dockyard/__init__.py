@@ -1,0 +1,3 @@
+"""Dockyard: an OCI Distribution v1.1 container registry."""
+
+__version__ = "0.1.0"

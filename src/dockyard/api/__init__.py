@@ -1,0 +1,1 @@
+"""HTTP handlers by spec area, the error writer and the middleware."""

@@ -1,0 +1,34 @@
+"""Small helpers every handler module shares."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from dockyard.oci.reference import validate_name
+from dockyard.services.container import Services
+
+
+def services(request: Request) -> Services:
+    registry: Services = request.app.state.services
+    return registry
+
+
+def repository(request: Request) -> str:
+    return validate_name(request.path_params["name"])
+
+
+def blob_url(name: str, digest: str) -> str:
+    return f"/v2/{name}/blobs/{digest}"
+
+
+def manifest_url(name: str, digest: str) -> str:
+    return f"/v2/{name}/manifests/{digest}"
+
+
+def upload_url(name: str, upload_id: str) -> str:
+    return f"/v2/{name}/blobs/uploads/{upload_id}"
+
+
+def upload_range(size: int) -> str:
+    """The spec's inclusive `Range` of bytes received so far (`0-0` when empty)."""
+    return f"0-{max(size - 1, 0)}"

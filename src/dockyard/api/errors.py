@@ -1,0 +1,71 @@
+"""The one place that turns failures into the spec's JSON error envelope."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dockyard.oci import errcodes
+from dockyard.oci.errcodes import RegistryError
+from dockyard.storage import StorageError
+
+logger = logging.getLogger(__name__)
+
+_HTTP_STATUS_CODES = {
+    404: errcodes.NOT_FOUND,
+    405: errcodes.METHOD_NOT_ALLOWED,
+}
+
+
+def error_response(error: RegistryError, method: str = "GET") -> Response:
+    headers = {"Content-Type": "application/json", **error.headers}
+    body = b"" if method == "HEAD" else json.dumps(error.envelope()).encode()
+    response = Response(body, status_code=error.status, headers=headers)
+    if method == "HEAD":
+        response.headers["Content-Length"] = str(len(json.dumps(error.envelope())))
+    return response
+
+
+async def registry_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RegistryError)
+    if exc.status >= 500:
+        logger.error("request failed", extra={"code": exc.error.code})
+    return error_response(exc, request.method)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_STATUS_CODES.get(exc.status_code, errcodes.UNKNOWN)
+    return error_response(RegistryError(code, exc.detail), request.method)
+
+
+async def storage_error(request: Request, exc: Exception) -> Response:
+    logger.error(
+        "failed to access storage",
+        exc_info=exc,
+        extra={"path": request.url.path, "method": request.method},
+    )
+    return error_response(
+        RegistryError(errcodes.UNAVAILABLE, "storage backend failed"), request.method
+    )
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    logger.error(
+        "failed to handle request",
+        exc_info=exc,
+        extra={"path": request.url.path, "method": request.method},
+    )
+    return error_response(RegistryError(errcodes.UNKNOWN), request.method)
+
+
+EXCEPTION_HANDLERS = {
+    RegistryError: registry_error,
+    HTTPException: http_error,
+    StorageError: storage_error,
+    Exception: unexpected_error,
+}

@@ -1,0 +1,75 @@
+"""Manifests by tag or digest: `/v2/<name>/manifests/<reference>`."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dockyard.api.common import manifest_url, repository, services
+from dockyard.oci import errcodes
+from dockyard.oci.errcodes import RegistryError
+from dockyard.oci.manifest import MAX_MANIFEST_BYTES
+
+
+async def get_manifest(request: Request) -> Response:
+    name = repository(request)
+    head = request.method == "HEAD"
+    record = await services(request).manifests.get(
+        name, request.path_params["reference"], content=not head
+    )
+    headers = {
+        "Docker-Content-Digest": record.digest,
+        "ETag": f'"{record.digest}"',
+        "Content-Length": str(record.size),
+    }
+    # Served exactly as pushed: never converted, whatever Accept asks for.
+    body = b"" if head or record.content is None else record.content
+    return Response(body, headers=headers, media_type=record.media_type)
+
+
+async def _read_limited(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
+        raise _too_large()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_MANIFEST_BYTES:
+            raise _too_large()
+    return bytes(body)
+
+
+def _too_large() -> RegistryError:
+    return RegistryError(
+        errcodes.MANIFEST_TOO_LARGE,
+        f"manifests are limited to {MAX_MANIFEST_BYTES} bytes",
+    )
+
+
+async def put_manifest(request: Request) -> Response:
+    name = repository(request)
+    body = await _read_limited(request)
+    pushed = await services(request).manifests.put(
+        name,
+        request.path_params["reference"],
+        body,
+        request.headers.get("content-type"),
+        request.query_params.getlist("tag"),
+    )
+    headers = {
+        "Location": manifest_url(name, pushed.digest),
+        "Docker-Content-Digest": pushed.digest,
+        "Content-Length": "0",
+    }
+    if pushed.subject:
+        headers["OCI-Subject"] = pushed.subject
+    return Response(status_code=201, headers=headers)
+
+
+async def delete_manifest(request: Request) -> Response:
+    name = repository(request)
+    registry = services(request)
+    if not registry.settings.registry.delete_enabled:
+        raise RegistryError(errcodes.UNSUPPORTED, "deletes are disabled")
+    await registry.manifests.delete(name, request.path_params["reference"])
+    return Response(status_code=202, headers={"Content-Length": "0"})

@@ -1,0 +1,60 @@
+"""Build the ASGI application from settings: services, routes, middleware."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from dockyard import logging as dockyard_logging
+from dockyard.api.errors import EXCEPTION_HANDLERS
+from dockyard.api.middleware import RegistryMiddleware
+from dockyard.api.routes import ROUTES
+from dockyard.services.container import build_services
+from dockyard.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+# `dockyard serve` hands its resolved settings to worker processes through this.
+SETTINGS_ENV = "DOCKYARD_SETTINGS_JSON"
+
+
+def create_app(settings: Settings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.services = build_services(settings)
+        logger.info(
+            "registry ready",
+            extra={
+                "pid": os.getpid(),
+                "storage": settings.storage.driver,
+                "database": app.state.services.store.engine.dialect.name,
+            },
+        )
+        try:
+            yield
+        finally:
+            await app.state.services.close()
+
+    return Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(RegistryMiddleware, access_log=settings.log.access)],
+        exception_handlers=dict(EXCEPTION_HANDLERS),  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+
+
+def create_app_from_environment() -> Starlette:
+    """The factory ASGI servers call: `uvicorn --factory dockyard.app:...`."""
+    serialized = os.environ.get(SETTINGS_ENV)
+    if serialized:
+        settings = Settings.model_validate(json.loads(serialized))
+    else:
+        settings = load_settings()
+    dockyard_logging.configure(settings.log.level, settings.log.format)
+    return create_app(settings)

@@ -1,0 +1,36 @@
+"""The `dockyard` command: one sub-command group per module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from dockyard import __version__
+from dockyard.cli import config as config_commands
+from dockyard.cli import db as db_commands
+from dockyard.cli import serve as serve_command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dockyard", description="An OCI Distribution v1.1 container registry."
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"dockyard {__version__}"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve_command.register(commands)
+    config_commands.register(commands)
+    db_commands.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return 2
+    result: int = args.handler(args)
+    return result

@@ -1,0 +1,114 @@
+"""Table definitions, shared by the store and the Alembic migrations."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# Names compare byte-wise everywhere so that tag lists and the catalog come out in
+# the lexical order the spec asks for: SQLite's default collation already does
+# that, PostgreSQL needs the "C" collation.
+Name = sa.String(255).with_variant(sa.String(255, collation="C"), "postgresql")
+DigestText = sa.String(200)
+
+repositories = sa.Table(
+    "repositories",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", Name, nullable=False, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+blobs = sa.Table(
+    "blobs",
+    metadata,
+    sa.Column("digest", DigestText, primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+repository_blobs = sa.Table(
+    "repository_blobs",
+    metadata,
+    sa.Column(
+        "repository_id",
+        sa.Integer,
+        sa.ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("digest", DigestText, sa.ForeignKey("blobs.digest"), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+manifests = sa.Table(
+    "manifests",
+    metadata,
+    sa.Column(
+        "repository_id",
+        sa.Integer,
+        sa.ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("digest", DigestText, primary_key=True),
+    sa.Column("media_type", sa.String(255), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("artifact_type", sa.String(255)),
+    sa.Column("subject", DigestText),
+    sa.Column("annotations", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_manifests_subject", "repository_id", "subject"),
+)
+
+# What each manifest references: blobs (config, layers) and child manifests.
+manifest_references = sa.Table(
+    "manifest_references",
+    metadata,
+    sa.Column("repository_id", sa.Integer, primary_key=True),
+    sa.Column("manifest_digest", DigestText, primary_key=True),
+    sa.Column("target_digest", DigestText, primary_key=True),
+    sa.Column("is_manifest", sa.Boolean, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["repository_id", "manifest_digest"],
+        ["manifests.repository_id", "manifests.digest"],
+        ondelete="CASCADE",
+    ),
+    sa.Index("ix_manifest_references_target", "repository_id", "target_digest"),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column(
+        "repository_id",
+        sa.Integer,
+        sa.ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("name", Name, primary_key=True),
+    sa.Column("manifest_digest", DigestText, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["repository_id", "manifest_digest"],
+        ["manifests.repository_id", "manifests.digest"],
+        ondelete="CASCADE",
+    ),
+    sa.Index("ix_tags_manifest", "repository_id", "manifest_digest"),
+)
+
+uploads = sa.Table(
+    "uploads",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column(
+        "repository_id",
+        sa.Integer,
+        sa.ForeignKey("repositories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("algorithm", sa.String(16), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Registry operations with no HTTP in them: the handlers' only collaborators."""

@@ -1,0 +1,166 @@
+"""Blob upload sessions: start, append chunks, finish with a digest, cancel.
+
+A session's committed size lives in the metadata store, so any worker process
+(or the same one after a restart) can continue it. The running hash lives only
+in the process that received the previous chunk; when another process finishes
+the upload, it hashes the stored bytes instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+
+from dockyard.metadata import BlobRecord, MetadataStore, UploadRecord
+from dockyard.oci import errcodes
+from dockyard.oci.digest import Digest
+from dockyard.oci.errcodes import RegistryError
+from dockyard.services.hashing import Hasher, copy_and_hash, hash_stored, new_hasher
+from dockyard.storage import StorageDriver
+from dockyard.storage.paths import blob_path, upload_path
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _RunningHash:
+    size: int
+    algorithm: str
+    hasher: Hasher
+
+
+class RangeMismatch(RegistryError):
+    """A chunk that does not continue where the upload stands."""
+
+    def __init__(self, upload: UploadRecord, message: str) -> None:
+        super().__init__(errcodes.RANGE_INVALID, message)
+        self.upload = upload
+
+
+class UploadService:
+    def __init__(self, store: MetadataStore, storage: StorageDriver) -> None:
+        self.store = store
+        self.storage = storage
+        self._running: dict[str, _RunningHash] = {}
+
+    async def start(self, repository: str, algorithm: str) -> UploadRecord:
+        upload_id = uuid.uuid4().hex
+        await self.store.create_upload(repository, upload_id, algorithm)
+        return UploadRecord(upload_id, repository, algorithm, 0, 0.0)
+
+    async def status(self, repository: str, upload_id: str) -> UploadRecord:
+        upload = await self.store.get_upload(repository, upload_id)
+        if upload is None:
+            raise RegistryError(
+                errcodes.BLOB_UPLOAD_UNKNOWN, detail={"upload": upload_id}
+            )
+        return upload
+
+    async def append(
+        self,
+        repository: str,
+        upload_id: str,
+        chunks: AsyncIterable[bytes],
+        start: int | None = None,
+        length: int | None = None,
+    ) -> UploadRecord:
+        """Append a chunk; `start` (from Content-Range) must be the current size."""
+        upload = await self.status(repository, upload_id)
+        if start is not None and start != upload.size:
+            raise RangeMismatch(
+                upload, f"chunk starts at {start}, upload has {upload.size} bytes"
+            )
+        running = self._running.pop(upload_id, None)
+        if running is None and upload.size == 0:
+            running = _RunningHash(0, upload.algorithm, new_hasher(upload.algorithm))
+        if running is not None and running.size != upload.size:
+            running = None
+
+        writer = await self.storage.open_writer(upload_path(upload_id), upload.size)
+        try:
+            received = await copy_and_hash(
+                chunks, writer, running.hasher if running else None
+            )
+        finally:
+            await writer.close()
+        if length is not None and received != length:
+            raise RegistryError(
+                errcodes.SIZE_INVALID,
+                f"received {received} bytes, Content-Range announced {length}",
+            )
+
+        new_size = upload.size + received
+        if not await self.store.advance_upload(upload_id, upload.size, new_size):
+            current = await self.status(repository, upload_id)
+            raise RangeMismatch(current, "upload was changed by another request")
+        if running is not None:
+            running.size = new_size
+            self._running[upload_id] = running
+        return UploadRecord(
+            upload_id, repository, upload.algorithm, new_size, upload.created_at
+        )
+
+    async def finish(
+        self,
+        repository: str,
+        upload_id: str,
+        digest: Digest,
+        chunks: AsyncIterable[bytes],
+        start: int | None = None,
+    ) -> BlobRecord:
+        """Take the last chunk, verify the digest and move the blob into place."""
+        upload = await self.append(repository, upload_id, chunks, start)
+        running = self._running.pop(upload_id, None)
+        path = upload_path(upload_id)
+        if running is not None and running.algorithm == digest.algorithm:
+            actual = running.hasher.hexdigest()
+        else:
+            actual = await hash_stored(self.storage, path, digest.algorithm)
+        if actual != digest.hex:
+            await self._discard(upload_id)
+            raise RegistryError(
+                errcodes.DIGEST_INVALID,
+                f"content digest is {digest.algorithm}:{actual}, not {digest}",
+                detail={"digest": str(digest)},
+            )
+        await self.storage.commit(path, blob_path(digest))
+        await self.store.link_blob(repository, str(digest), upload.size)
+        await self.store.delete_upload(upload_id)
+        logger.debug(
+            "blob stored", extra={"digest": str(digest), "size": upload.size}
+        )
+        return BlobRecord(str(digest), upload.size)
+
+    async def put_monolithic(
+        self, repository: str, digest: Digest, chunks: AsyncIterable[bytes]
+    ) -> BlobRecord:
+        """A whole blob in one request: no session is recorded for it."""
+        temporary = upload_path(f"direct-{uuid.uuid4().hex}")
+        hasher = new_hasher(digest.algorithm)
+        writer = await self.storage.open_writer(temporary, 0)
+        try:
+            size = await copy_and_hash(chunks, writer, hasher)
+        finally:
+            await writer.close()
+        if hasher.hexdigest() != digest.hex:
+            await self.storage.delete(temporary)
+            raise RegistryError(
+                errcodes.DIGEST_INVALID,
+                f"content digest is {digest.algorithm}:{hasher.hexdigest()}, "
+                f"not {digest}",
+                detail={"digest": str(digest)},
+            )
+        await self.storage.commit(temporary, blob_path(digest))
+        await self.store.link_blob(repository, str(digest), size)
+        return BlobRecord(str(digest), size)
+
+    async def cancel(self, repository: str, upload_id: str) -> None:
+        await self.status(repository, upload_id)
+        await self._discard(upload_id)
+
+    async def _discard(self, upload_id: str) -> None:
+        self._running.pop(upload_id, None)
+        await self.store.delete_upload(upload_id)
+        await self.storage.delete(upload_path(upload_id))

@@ -1,0 +1,180 @@
+"""The one typed settings object: file, then DOCKYARD_* variables, then flags.
+
+A value given later wins. Every problem found is reported at once, one line
+each, with the place it came from, by `load_settings` and `dockyard config check`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+DEFAULT_DATA_DIR = Path("./data")
+ENV_PREFIX = "DOCKYARD_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpSettings(_Section):
+    host: str = DEFAULT_HOST
+    port: int = Field(DEFAULT_PORT, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    # Absolute URL clients reach the registry by, when behind a proxy.
+    public_url: str | None = None
+
+
+class StorageSettings(_Section):
+    driver: str = "filesystem"
+    # Where the filesystem driver keeps blobs; defaults to the data directory.
+    root: Path | None = None
+
+
+class DatabaseSettings(_Section):
+    # SQLAlchemy URL; defaults to SQLite in the data directory.
+    url: str | None = None
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+    access: bool = True
+
+
+class RegistrySettings(_Section):
+    delete_enabled: bool = True
+
+
+class Settings(_Section):
+    data_dir: Path = DEFAULT_DATA_DIR
+    http: HttpSettings = HttpSettings()
+    storage: StorageSettings = StorageSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    log: LogSettings = LogSettings()
+    registry: RegistrySettings = RegistrySettings()
+
+    @property
+    def storage_root(self) -> Path:
+        return self.storage.root or self.data_dir
+
+    @property
+    def database_url(self) -> str:
+        from dockyard.metadata.engine import default_url
+
+        return self.database.url or default_url(self.data_dir)
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `problems` holds one line per mistake."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _read_file(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    """Parse a YAML or TOML file; also return the line of each key (YAML only)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(text), {}
+        document = yaml.safe_load(text) or {}
+        lines = _yaml_lines(yaml.compose(text))
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError([f"{path}: not valid {path.suffix[1:]}: {exc}"]) from exc
+    if not isinstance(document, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping"])
+    return document, lines
+
+
+def _yaml_lines(
+    node: yaml.Node | None, prefix: tuple[str, ...] = ()
+) -> dict[tuple[str, ...], int]:
+    lines: dict[tuple[str, ...], int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            path = (*prefix, str(key.value))
+            lines[path] = key.start_mark.line + 1
+            lines.update(_yaml_lines(value, path))
+    return lines
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """DOCKYARD_HTTP_PORT=5001 becomes {"http": {"port": "5001"}}."""
+    values: dict[str, Any] = {}
+    sections = {
+        name for name, field in Settings.model_fields.items()
+        if isinstance(field.default, BaseModel)
+    }
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONFIG":
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        section, _, field = name.partition("_")
+        if section in sections and field:
+            values.setdefault(section, {})[field] = value
+        else:
+            values[name] = value
+    return values
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Overlay `extra` on `base`; None in `extra` means "not given"."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping):
+            current = merged.get(key)
+            nested = _merge(current if isinstance(current, dict) else {}, value)
+            if nested or current is not None:
+                merged[key] = nested
+        elif value is not None:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build settings from a file, the environment and explicit overrides."""
+    environ = os.environ if environ is None else environ
+    if config_file is None and environ.get(f"{ENV_PREFIX}CONFIG"):
+        config_file = Path(environ[f"{ENV_PREFIX}CONFIG"])
+    values: dict[str, Any] = {}
+    lines: dict[tuple[str, ...], int] = {}
+    if config_file is not None:
+        values, lines = _read_file(config_file)
+    values = _merge(values, _from_environment(environ))
+    values = _merge(values, overrides or {})
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, config_file, lines)) from exc
+
+
+def _describe(
+    exc: ValidationError, source: Path | None, lines: dict[tuple[str, ...], int]
+) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        location = tuple(str(part) for part in error["loc"])
+        where = ".".join(location)
+        line = lines.get(location)
+        prefix = f"{source}:{line}: " if source and line else ""
+        given = error.get("input")
+        shown = "" if isinstance(given, dict) else f" (got {given!r})"
+        problems.append(f"{prefix}{where}: {error['msg']}{shown}")
+    return problems

@@ -1,0 +1,75 @@
+"""The storage driver interface every backend implements.
+
+Paths are relative, slash-separated keys built by `dockyard.storage.paths`.
+Drivers raise only `StorageError` (with the backend's exception as the cause).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+
+class StorageError(Exception):
+    """A backend failed to read or write; the cause says why."""
+
+
+class PathNotFound(StorageError):
+    """The path does not exist in the backend."""
+
+
+class UploadWriter(abc.ABC):
+    """Appends bytes to an upload at a known offset; `close` makes them durable."""
+
+    @abc.abstractmethod
+    async def write(self, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
+class StorageDriver(abc.ABC):
+    """A dozen path-keyed operations: enough for blobs and uploads."""
+
+    name: str = "abstract"
+    # Smallest chunk the backend accepts in a chunked upload (0: no minimum).
+    chunk_min_length: int = 0
+
+    @abc.abstractmethod
+    async def stat(self, path: str) -> int | None:
+        """Size in bytes, or None when the path does not exist."""
+
+    @abc.abstractmethod
+    def read(
+        self, path: str, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Stream a byte range of a stored object."""
+
+    def local_file(self, path: str) -> Path | None:
+        """A local file for zero-copy sending, when the backend has one."""
+        return None
+
+    async def redirect_url(self, path: str) -> str | None:
+        """A URL clients may fetch directly, when the backend offers one."""
+        return None
+
+    @abc.abstractmethod
+    async def open_writer(self, path: str, offset: int) -> UploadWriter:
+        """Open an upload for appending at `offset`, dropping anything after it."""
+
+    @abc.abstractmethod
+    async def commit(self, upload: str, target: str) -> None:
+        """Atomically move a finished upload to its final path.
+
+        When the target already exists (the same content was stored before) the
+        upload is discarded instead: content-addressed objects never change.
+        """
+
+    @abc.abstractmethod
+    async def delete(self, path: str) -> None:
+        """Remove a path; a missing path is not an error."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str) -> AsyncIterator[str]:
+        """Every object path under a prefix."""

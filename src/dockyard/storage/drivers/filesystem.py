@@ -1,0 +1,158 @@
+"""Blobs and uploads as files under one root directory.
+
+Writes go to the upload file, are fsynced, and reach their final name by
+`os.rename`, which is atomic on POSIX file systems; the directory is fsynced
+afterwards so the new name survives a crash too.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from anyio import to_thread
+
+from dockyard.storage.base import PathNotFound, StorageDriver, StorageError, UploadWriter
+from dockyard.storage.registry import register
+
+READ_CHUNK = 1024 * 1024
+
+
+class _FileWriter(UploadWriter):
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    async def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    async def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd < 0:
+            return
+        try:
+            await to_thread.run_sync(os.fsync, fd)
+        finally:
+            os.close(fd)
+
+
+class FilesystemDriver(StorageDriver):
+    name = "filesystem"
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _full(self, path: str) -> Path:
+        full = (self.root / path).resolve()
+        if not full.is_relative_to(self.root):
+            raise StorageError(f"path {path!r} escapes the storage root")
+        return full
+
+    async def stat(self, path: str) -> int | None:
+        try:
+            return self._full(path).stat().st_size
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"failed to stat {path}") from exc
+
+    async def read(
+        self, path: str, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        try:
+            handle = open(self._full(path), "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError as exc:
+            raise PathNotFound(path) from exc
+        try:
+            handle.seek(offset)
+            remaining = length
+            while remaining is None or remaining > 0:
+                size = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
+                chunk = await to_thread.run_sync(handle.read, size)
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        finally:
+            handle.close()
+
+    def local_file(self, path: str) -> Path | None:
+        return self._full(path)
+
+    async def open_writer(self, path: str, offset: int) -> UploadWriter:
+        full = self._full(path)
+        full.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(full, os.O_WRONLY | os.O_CREAT, 0o644)
+            os.ftruncate(fd, offset)
+            os.lseek(fd, offset, os.SEEK_SET)
+        except OSError as exc:
+            raise StorageError(f"failed to open {path} for writing") from exc
+        return _FileWriter(fd)
+
+    async def commit(self, upload: str, target: str) -> None:
+        await to_thread.run_sync(self._commit, self._full(upload), self._full(target))
+
+    @staticmethod
+    def _commit(source: Path, target: Path) -> None:
+        if target.exists():
+            source.unlink(missing_ok=True)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(source, "rb") as handle:
+            os.fsync(handle.fileno())
+        try:
+            os.rename(source, target)
+        except OSError as exc:
+            raise StorageError(f"failed to move {source} into place") from exc
+        _fsync_directory(target.parent)
+
+    async def delete(self, path: str) -> None:
+        try:
+            self._full(path).unlink()
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:
+            await to_thread.run_sync(_remove_tree, self._full(path))
+        except OSError as exc:
+            raise StorageError(f"failed to delete {path}") from exc
+
+    async def list(self, prefix: str) -> AsyncIterator[str]:
+        base = self._full(prefix)
+        if not base.exists():
+            return
+        for directory, _dirs, files in os.walk(base):
+            for name in sorted(files):
+                yield str((Path(directory) / name).relative_to(self.root))
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        # Some file systems cannot fsync a directory; the rename itself stands.
+        if exc.errno not in (errno.EINVAL, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _remove_tree(path: Path) -> None:
+    for child in sorted(path.rglob("*"), reverse=True):
+        if child.is_dir():
+            child.rmdir()
+        else:
+            child.unlink()
+    path.rmdir()
+
+
+@register("filesystem")
+def create(root: str | Path) -> FilesystemDriver:
+    return FilesystemDriver(root)

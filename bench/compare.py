@@ -82,6 +82,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--quiet-wait", type=float, default=20.0, help="longest wait for quiet, s"
     )
     parser.add_argument("--python", default=sys.executable, help="Dockyard's python")
+    parser.add_argument(
+        "--dockyard-log-level",
+        default="warning",
+        help="passed as --log-level; empty for Dockyard's default",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.runs <= MAX_RUNS:
         parser.error(f"--runs must be between 1 and {MAX_RUNS}")
@@ -135,7 +140,9 @@ def start_servers(
 
 def _start_one(name: str, args: argparse.Namespace, workdir: Path) -> RunningServer:
     if name == "dockyard":
-        return start_dockyard(args.python, workdir, args.workers)
+        return start_dockyard(
+            args.python, workdir, args.workers, args.dockyard_log_level
+        )
     if name == "distribution":
         return start_distribution(ensure_distribution(), workdir)
     raise BenchError(f"unknown server {name!r}")

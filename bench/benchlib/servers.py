@@ -37,6 +37,7 @@ storage:
     blobdescriptor: inmemory
 http:
   addr: {host}:{port}
+  secret: dockyard-bench-only
 """
 
 
@@ -122,8 +123,14 @@ def _launch(name: str, argv: Sequence[str], port: int, workdir: Path) -> Running
     return RunningServer(name=name, process=process, port=port, log_path=log_path)
 
 
-def start_dockyard(python: str, workdir: Path, workers: int) -> RunningServer:
-    """Start ``python -m dockyard serve`` on fresh storage under ``workdir``."""
+def start_dockyard(
+    python: str, workdir: Path, workers: int, log_level: str
+) -> RunningServer:
+    """Start ``python -m dockyard serve`` on fresh storage under ``workdir``.
+
+    ``log_level`` (empty to leave Dockyard's default) should match
+    Distribution's ``warn`` so that neither pays for a line per request.
+    """
     data_dir = workdir / "dockyard-data"
     data_dir.mkdir()
     port = free_port()
@@ -134,6 +141,8 @@ def start_dockyard(python: str, workdir: Path, workers: int) -> RunningServer:
         "--data-dir", str(data_dir),
         "--workers", str(workers),
     ]  # fmt: skip
+    if log_level:
+        argv += ["--log-level", log_level]
     return _launch("Dockyard", argv, port, workdir)
 
 

@@ -44,7 +44,7 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=ROUTES,
         middleware=[Middleware(RegistryMiddleware, access_log=settings.log.access)],
-        exception_handlers=dict(EXCEPTION_HANDLERS),  # type: ignore[arg-type]
+        exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
 

@@ -115,13 +115,14 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     """DOCKYARD_HTTP_PORT=5001 becomes {"http": {"port": "5001"}}."""
     values: dict[str, Any] = {}
     sections = {
-        name for name, field in Settings.model_fields.items()
+        name
+        for name, field in Settings.model_fields.items()
         if isinstance(field.default, BaseModel)
     }
     for key, value in environ.items():
         if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONFIG":
             continue
-        name = key[len(ENV_PREFIX):].lower()
+        name = key[len(ENV_PREFIX) :].lower()
         section, _, field = name.partition("_")
         if section in sections and field:
             values.setdefault(section, {})[field] = value

@@ -54,12 +54,8 @@ def parse_content_range(header: str | None) -> tuple[int, int] | None:
         return None
     match = _CONTENT_RANGE.match(header.strip())
     if match is None:
-        raise RegistryError(
-            errcodes.RANGE_INVALID, f"invalid Content-Range {header!r}"
-        )
+        raise RegistryError(errcodes.RANGE_INVALID, f"invalid Content-Range {header!r}")
     start, end = int(match.group(1)), int(match.group(2))
     if end < start:
-        raise RegistryError(
-            errcodes.RANGE_INVALID, f"invalid Content-Range {header!r}"
-        )
+        raise RegistryError(errcodes.RANGE_INVALID, f"invalid Content-Range {header!r}")
     return start, end

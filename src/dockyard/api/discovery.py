@@ -14,7 +14,9 @@ from dockyard.oci.digest import Digest
 from dockyard.services.discovery import Page, parse_page_size
 
 
-def _paged(path: str, key: str, name: str | None, page: Page, size: int | None) -> Response:
+def _paged(
+    path: str, key: str, name: str | None, page: Page, size: int | None
+) -> Response:
     document: dict[str, object] = {key: page.items}
     if name is not None:
         document = {"name": name, **document}

@@ -35,7 +35,9 @@ class RegistryMiddleware:
             if message["type"] == "http.response.start":
                 outcome["status"] = message["status"]
                 message["headers"] = [
-                    *message.get("headers", []), API_VERSION_HEADER, id_header
+                    *message.get("headers", []),
+                    API_VERSION_HEADER,
+                    id_header,
                 ]
             elif message["type"] == "http.response.body":
                 outcome["bytes"] += len(message.get("body", b""))

@@ -101,7 +101,9 @@ class MetadataStore:
                     repositories, repositories.c.id == repository_blobs.c.repository_id
                 ).join(blobs, blobs.c.digest == repository_blobs.c.digest)
             )
-            .where(repositories.c.name == repository, repository_blobs.c.digest == digest)
+            .where(
+                repositories.c.name == repository, repository_blobs.c.digest == digest
+            )
         )
         async with self.engine.connect() as conn:
             size = (await conn.execute(query)).scalar()
@@ -209,9 +211,11 @@ class MetadataStore:
                 .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
             )
             references = [
-                {"target_digest": d.digest, "is_manifest": False}
-                for d in parsed.blobs
-            ] + [{"target_digest": d.digest, "is_manifest": True} for d in parsed.children]
+                {"target_digest": d.digest, "is_manifest": False} for d in parsed.blobs
+            ] + [
+                {"target_digest": d.digest, "is_manifest": True}
+                for d in parsed.children
+            ]
             if references:
                 await conn.execute(
                     self._insert(manifest_references)
@@ -376,7 +380,9 @@ class MetadataStore:
 
     # -- upload sessions -----------------------------------------------------
 
-    async def create_upload(self, repository: str, upload_id: str, algorithm: str) -> None:
+    async def create_upload(
+        self, repository: str, upload_id: str, algorithm: str
+    ) -> None:
         now = time.time()
         async with self._writer.begin() as conn:
             repository_id = await self._ensure_repository(conn, repository)
@@ -403,7 +409,9 @@ class MetadataStore:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
-        return UploadRecord(upload_id, repository, row.algorithm, row.size, row.created_at)
+        return UploadRecord(
+            upload_id, repository, row.algorithm, row.size, row.created_at
+        )
 
     async def advance_upload(self, upload_id: str, expected: int, size: int) -> bool:
         """Move an upload's committed size forward if nobody else moved it."""
@@ -417,7 +425,9 @@ class MetadataStore:
 
     async def delete_upload(self, upload_id: str) -> bool:
         async with self._writer.begin() as conn:
-            result = await conn.execute(sa.delete(uploads).where(uploads.c.id == upload_id))
+            result = await conn.execute(
+                sa.delete(uploads).where(uploads.c.id == upload_id)
+            )
             return bool(result.rowcount)
 
 

@@ -84,13 +84,13 @@ def _media_type(document: dict[str, Any], content_type: str | None) -> str:
         raise _invalid("mediaType must be a string")
     header = (content_type or "").split(";")[0].strip() or None
     if declared and header and declared != header:
-        raise _invalid(
-            f"mediaType {declared!r} does not match Content-Type {header!r}"
-        )
+        raise _invalid(f"mediaType {declared!r} does not match Content-Type {header!r}")
     media_type = declared or header
     if media_type is None:
-        media_type = mediatypes.OCI_INDEX if "manifests" in document else (
-            mediatypes.OCI_MANIFEST
+        media_type = (
+            mediatypes.OCI_INDEX
+            if "manifests" in document
+            else (mediatypes.OCI_MANIFEST)
         )
     if media_type in mediatypes.SCHEMA1_TYPES:
         raise _invalid("Docker schema 1 manifests are not supported")

@@ -128,9 +128,7 @@ class UploadService:
         await self.storage.commit(path, blob_path(digest))
         await self.store.link_blob(repository, str(digest), upload.size)
         await self.store.delete_upload(upload_id)
-        logger.debug(
-            "blob stored", extra={"digest": str(digest), "size": upload.size}
-        )
+        logger.debug("blob stored", extra={"digest": str(digest), "size": upload.size})
         return BlobRecord(str(digest), upload.size)
 
     async def put_monolithic(

@@ -14,7 +14,12 @@ from pathlib import Path
 
 from anyio import to_thread
 
-from dockyard.storage.base import PathNotFound, StorageDriver, StorageError, UploadWriter
+from dockyard.storage.base import (
+    PathNotFound,
+    StorageDriver,
+    StorageError,
+    UploadWriter,
+)
 from dockyard.storage.registry import register
 
 READ_CHUNK = 1024 * 1024

@@ -33,7 +33,7 @@ def create_app(settings: Settings) -> Starlette:
             extra={
                 "pid": os.getpid(),
                 "storage": settings.storage.driver,
-                "database": app.state.services.store.engine.dialect.name,
+                "database": app.state.services.store.dialect,
             },
         )
         try:

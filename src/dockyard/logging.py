@@ -72,6 +72,36 @@ def configure(level: str = "info", fmt: str = "text") -> None:
     root.setLevel(level.upper())
     # The server's own access log would duplicate ours.
     logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+def server_log_config(level: str = "info", fmt: str = "text") -> dict[str, Any]:
+    """A dictConfig that routes an ASGI server's own loggers through ours."""
+    formatter = (
+        "dockyard.logging.JsonFormatter"
+        if fmt == "json"
+        else ("dockyard.logging.TextFormatter")
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"dockyard": {"()": formatter}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "dockyard",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "_granian": {
+                "handlers": ["stderr"],
+                "level": level.upper(),
+                "propagate": False,
+            },
+            "granian.access": {"handlers": [], "propagate": False},
+        },
+    }

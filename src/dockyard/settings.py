@@ -29,6 +29,8 @@ class HttpSettings(_Section):
     host: str = DEFAULT_HOST
     port: int = Field(DEFAULT_PORT, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=64)
+    # The ASGI server `dockyard serve` runs: granian sends blobs with sendfile.
+    server: Literal["granian", "uvicorn"] = "granian"
     # Absolute URL clients reach the registry by, when behind a proxy.
     public_url: str | None = None
 

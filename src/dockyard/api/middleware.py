@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from typing import Any
@@ -41,6 +42,8 @@ class RegistryMiddleware:
                 ]
             elif message["type"] == "http.response.body":
                 outcome["bytes"] += len(message.get("body", b""))
+            elif message["type"] == "http.response.pathsend":
+                outcome["bytes"] += os.path.getsize(message["path"])
             await send(message)
 
         try:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -47,10 +50,9 @@ async def start_upload(request: Request) -> Response:
     query = request.query_params
 
     if "mount" in query:
-        digest = Digest.parse(query["mount"])
-        source = query.get("from")
-        if source and await registry.blobs.mount(name, validate_name(source), digest):
-            return _created(name, str(digest))
+        mounted = await _try_mount(request, name, query["mount"], query.get("from"))
+        if mounted is not None:
+            return mounted
     elif "digest" in query:
         digest = Digest.parse(query["digest"])
         blob = await registry.uploads.put_monolithic(name, digest, request.stream())
@@ -64,6 +66,26 @@ async def start_upload(request: Request) -> Response:
     return Response(status_code=202, headers=headers)
 
 
+async def _try_mount(
+    request: Request, name: str, mount: str, source: str | None
+) -> Response | None:
+    """Mount a blob from another repository; None means "open a session instead".
+
+    The spec lets a registry answer any mount it cannot or will not do with a
+    plain upload session, so unusable arguments are not errors here.
+    """
+    if not source:
+        return None
+    try:
+        digest = Digest.parse(mount)
+        source = validate_name(source)
+    except RegistryError:
+        return None
+    if await services(request).blobs.mount(name, source, digest):
+        return _created(name, str(digest))
+    return None
+
+
 async def upload_status(request: Request) -> Response:
     name = repository(request)
     upload = await services(request).uploads.status(
@@ -75,18 +97,14 @@ async def upload_status(request: Request) -> Response:
 async def patch_upload(request: Request) -> Response:
     name = repository(request)
     upload_id = request.path_params["upload_id"]
-    content_range = parse_content_range(request.headers.get("content-range"))
-    start, length = None, None
-    if content_range is not None:
-        start, length = content_range[0], content_range[1] - content_range[0] + 1
-    try:
+    async with _resume_hint(request, name, upload_id):
+        content_range = parse_content_range(request.headers.get("content-range"))
+        start, length = None, None
+        if content_range is not None:
+            start, length = content_range[0], content_range[1] - content_range[0] + 1
         upload = await services(request).uploads.append(
             name, upload_id, request.stream(), start, length
         )
-    except RangeMismatch as exc:
-        exc.headers.update(_session_headers(name, exc.upload))
-        del exc.headers["Content-Length"]
-        raise
     return Response(status_code=202, headers=_session_headers(name, upload))
 
 
@@ -96,17 +114,33 @@ async def finish_upload(request: Request) -> Response:
     if "digest" not in request.query_params:
         raise RegistryError(errcodes.DIGEST_INVALID, "the digest parameter is missing")
     digest = Digest.parse(request.query_params["digest"])
-    content_range = parse_content_range(request.headers.get("content-range"))
-    start = content_range[0] if content_range else None
-    try:
+    async with _resume_hint(request, name, upload_id):
+        content_range = parse_content_range(request.headers.get("content-range"))
+        start = content_range[0] if content_range else None
         blob = await services(request).uploads.finish(
             name, upload_id, digest, request.stream(), start
         )
-    except RangeMismatch as exc:
-        exc.headers.update(_session_headers(name, exc.upload))
-        del exc.headers["Content-Length"]
-        raise
     return _created(name, blob.digest)
+
+
+@asynccontextmanager
+async def _resume_hint(
+    request: Request, name: str, upload_id: str
+) -> AsyncIterator[None]:
+    """On a 416, tell the client where the upload stands so it can resume."""
+    try:
+        yield
+    except RegistryError as exc:
+        if exc.status != 416:
+            raise
+        if isinstance(exc, RangeMismatch):
+            upload = exc.upload
+        else:
+            upload = await services(request).uploads.status(name, upload_id)
+        headers = _session_headers(name, upload)
+        del headers["Content-Length"]
+        exc.headers.update(headers)
+        raise
 
 
 async def cancel_upload(request: Request) -> Response:

@@ -24,6 +24,7 @@ def register(commands: Any) -> None:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 5000)")
     serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.add_argument("--server", choices=["granian", "uvicorn"], help="ASGI server")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", choices=["text", "json"])
     serve.set_defaults(handler=run)
@@ -32,7 +33,12 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(
         args,
-        http={"host": args.host, "port": args.port, "workers": args.workers},
+        http={
+            "host": args.host,
+            "port": args.port,
+            "workers": args.workers,
+            "server": args.server,
+        },
         log={"level": args.log_level, "format": args.log_format},
     )
     if settings is None:
@@ -53,6 +59,36 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Settings) -> None:
+    if settings.http.server == "granian":
+        _serve_granian(settings)
+    else:
+        _serve_uvicorn(settings)
+
+
+def _serve_granian(settings: Settings) -> None:
+    from granian.constants import Interfaces, Loops
+    from granian.server import Server
+
+    # Granian imports the application in each worker, so the resolved settings
+    # travel through the environment even with one worker.
+    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    Server(
+        "dockyard.app:create_app_from_environment",
+        factory=True,
+        address=settings.http.host,
+        port=settings.http.port,
+        interface=Interfaces.ASGI,
+        workers=settings.http.workers,
+        loop=Loops.uvloop,
+        log_access=False,
+        log_level=settings.log.level,  # type: ignore[arg-type]
+        log_dictconfig=dockyard_logging.server_log_config(
+            settings.log.level, settings.log.format
+        ),
+    ).serve()
+
+
+def _serve_uvicorn(settings: Settings) -> None:
     options: dict[str, Any] = {
         "host": settings.http.host,
         "port": settings.http.port,

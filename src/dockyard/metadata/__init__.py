@@ -4,13 +4,13 @@ Handlers and services see only `MetadataStore`; the SQL behind it is SQLAlchemy
 Core, so SQLite (the embedded default) and PostgreSQL share one implementation.
 """
 
-from dockyard.metadata.store import (
+from dockyard.metadata.records import (
     BlobRecord,
     ManifestRecord,
-    MetadataStore,
     ReferrerRecord,
     UploadRecord,
 )
+from dockyard.metadata.store import MetadataStore
 
 __all__ = [
     "BlobRecord",

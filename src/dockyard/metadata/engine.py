@@ -7,34 +7,25 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
-# How each backend's URL is spelled for the async driver the server uses and for
-# the sync driver the migrations use.
-_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
-_SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
+# The driver each backend's URL is given when none is named.
+_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
 
 
 def default_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'metadata.db').resolve()}"
 
 
-def _with_driver(url: str, drivers: dict[str, str]) -> sa.URL:
+def sync_url(url: str) -> sa.URL:
     parsed = sa.make_url(url)
     backend = parsed.get_backend_name()
-    if backend not in drivers:
+    if backend not in _DRIVERS:
         raise ValueError(f"unsupported database backend {backend!r}")
-    return parsed.set(drivername=drivers[backend])
-
-
-def async_url(url: str) -> sa.URL:
-    return _with_driver(url, _ASYNC_DRIVERS)
-
-
-def sync_url(url: str) -> sa.URL:
-    return _with_driver(url, _SYNC_DRIVERS)
+    if parsed.drivername == backend:
+        parsed = parsed.set(drivername=_DRIVERS[backend])
+    return parsed
 
 
 def _tune_sqlite(engine: sa.Engine) -> None:
@@ -42,7 +33,8 @@ def _tune_sqlite(engine: sa.Engine) -> None:
 
     pysqlite's own transaction handling starts transactions lazily and cannot
     take the write lock up front; a write transaction that read first could then
-    fail on upgrade. Writers ask for BEGIN IMMEDIATE through an execution option.
+    fail on upgrade. Writers ask for BEGIN IMMEDIATE through the `sqlite_begin`
+    execution option; inline readers ask for no transaction at all (None).
     """
 
     @event.listens_for(engine, "connect")
@@ -58,18 +50,15 @@ def _tune_sqlite(engine: sa.Engine) -> None:
     @event.listens_for(engine, "begin")
     def on_begin(connection: sa.Connection) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
-
-
-def create_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(async_url(url), pool_pre_ping=False)
-    if engine.dialect.name == "sqlite":
-        _tune_sqlite(engine.sync_engine)
-    return engine
+        if mode is not None:
+            connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def create_sync_engine(url: str) -> sa.Engine:
-    engine = sa.create_engine(sync_url(url))
-    if engine.dialect.name == "sqlite":
-        _tune_sqlite(engine)
+    parsed = sync_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(parsed)
+    # SQLite connections move between the event loop and writer threads.
+    engine = sa.create_engine(parsed, connect_args={"check_same_thread": False})
+    _tune_sqlite(engine)
     return engine

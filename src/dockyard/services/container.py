@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dockyard.metadata import MetadataStore
-from dockyard.metadata.engine import create_engine
+from dockyard.metadata.executor import create_executor
 from dockyard.services.blobs import BlobService
 from dockyard.services.discovery import DiscoveryService
 from dockyard.services.manifests import ManifestService
@@ -29,7 +29,7 @@ class Services:
 
 
 def build_services(settings: Settings) -> Services:
-    store = MetadataStore(create_engine(settings.database_url))
+    store = MetadataStore(create_executor(settings.database_url))
     storage = create_driver(settings.storage.driver, root=settings.storage_root)
     return Services(
         settings=settings,

@@ -1,0 +1,68 @@
+"""How queries reach the database without stalling the event loop more than needed.
+
+Queries are plain functions of a SQLAlchemy `Connection`. On SQLite, reads run
+inline on the event loop: in WAL mode a read never waits for a writer and takes
+microseconds, so a thread hop would cost more than the query. Writes may wait for
+another process's write lock, so they run in a worker thread and begin with
+`BEGIN IMMEDIATE`, which takes that lock up front.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+import sqlalchemy as sa
+from anyio import to_thread
+
+from dockyard.metadata.engine import create_sync_engine
+
+T = TypeVar("T")
+
+
+class SqliteExecutor:
+    def __init__(self, url: str) -> None:
+        self.engine = create_sync_engine(url)
+        self.dialect = self.engine.dialect.name
+        self._reader: sa.Connection | None = None
+        self._reader_thread: int | None = None
+
+    def _read_connection(self) -> sa.Connection:
+        # One connection serves every inline read of the event loop's thread; a
+        # read never awaits, so two reads never interleave on it.
+        if self._reader is None or self._reader_thread != threading.get_ident():
+            self._reader = self.engine.connect().execution_options(sqlite_begin=None)
+            self._reader_thread = threading.get_ident()
+        return self._reader
+
+    async def read(self, query: Callable[[sa.Connection], T]) -> T:
+        conn = self._read_connection()
+        try:
+            return query(conn)
+        finally:
+            conn.rollback()
+
+    async def write(self, change: Callable[[sa.Connection], T]) -> T:
+        return await to_thread.run_sync(self._write, change)
+
+    def _write(self, change: Callable[[sa.Connection], T]) -> T:
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                return change(conn)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        self.engine.dispose()
+
+
+def create_executor(url: str) -> SqliteExecutor:
+    backend = sa.make_url(url).get_backend_name()
+    if backend != "sqlite":
+        raise ValueError(
+            f"database backend {backend!r} is not supported yet; use SQLite"
+        )
+    return SqliteExecutor(url)

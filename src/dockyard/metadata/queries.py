@@ -1,0 +1,400 @@
+"""Every query the registry runs, as plain functions of a SQLAlchemy connection.
+
+They know nothing of threads or event loops: `MetadataStore` decides where each
+one runs. Inserts that may race use the dialect's ON CONFLICT clause, which both
+SQLite and PostgreSQL support.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from dockyard.metadata.records import (
+    BlobRecord,
+    ManifestRecord,
+    ReferrerRecord,
+    UploadRecord,
+)
+from dockyard.metadata.tables import (
+    blobs,
+    manifest_references,
+    manifests,
+    repositories,
+    repository_blobs,
+    tags,
+    uploads,
+)
+from dockyard.oci import errcodes
+from dockyard.oci.errcodes import RegistryError
+from dockyard.oci.manifest import ParsedManifest
+
+
+def _insert(conn: sa.Connection, table: sa.Table) -> Any:
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return module.insert(table)
+
+
+# -- repositories ------------------------------------------------------------
+
+
+def repository_id(conn: sa.Connection, name: str) -> int | None:
+    query = sa.select(repositories.c.id).where(repositories.c.name == name)
+    return conn.execute(query).scalar()
+
+
+def ensure_repository(conn: sa.Connection, name: str) -> int:
+    insert = _insert(conn, repositories).values(name=name, created_at=time.time())
+    conn.execute(insert.on_conflict_do_nothing(index_elements=["name"]))
+    found = repository_id(conn, name)
+    assert found is not None
+    return found
+
+
+def list_repositories(
+    conn: sa.Connection, limit: int | None, last: str | None
+) -> list[str]:
+    query = sa.select(repositories.c.name)
+    if last is not None:
+        query = query.where(repositories.c.name > last)
+    query = query.order_by(repositories.c.name).limit(limit)
+    return list(conn.execute(query).scalars())
+
+
+# -- blobs -------------------------------------------------------------------
+
+_VISIBLE_BLOB = (
+    sa.select(blobs.c.size)
+    .select_from(
+        repository_blobs.join(
+            repositories, repositories.c.id == repository_blobs.c.repository_id
+        ).join(blobs, blobs.c.digest == repository_blobs.c.digest)
+    )
+    .where(
+        repositories.c.name == sa.bindparam("repository"),
+        repository_blobs.c.digest == sa.bindparam("digest"),
+    )
+)
+
+
+def get_blob(conn: sa.Connection, repository: str, digest: str) -> BlobRecord | None:
+    """The blob if the repository may see it."""
+    size = conn.execute(
+        _VISIBLE_BLOB, {"repository": repository, "digest": digest}
+    ).scalar()
+    return None if size is None else BlobRecord(digest, size)
+
+
+def link_blob(conn: sa.Connection, repository: str, digest: str, size: int) -> None:
+    """Record a stored blob and let the repository see it."""
+    now = time.time()
+    found = ensure_repository(conn, repository)
+    conn.execute(
+        _insert(conn, blobs)
+        .values(digest=digest, size=size, created_at=now)
+        .on_conflict_do_nothing(index_elements=["digest"])
+    )
+    conn.execute(
+        _insert(conn, repository_blobs)
+        .values(repository_id=found, digest=digest, created_at=now)
+        .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+    )
+
+
+def mount_blob(conn: sa.Connection, repository: str, source: str, digest: str) -> bool:
+    blob = get_blob(conn, source, digest)
+    if blob is None:
+        return False
+    link_blob(conn, repository, digest, blob.size)
+    return True
+
+
+def unlink_blob(conn: sa.Connection, repository: str, digest: str) -> bool:
+    found = repository_id(conn, repository)
+    if found is None:
+        return False
+    result = conn.execute(
+        sa.delete(repository_blobs).where(
+            repository_blobs.c.repository_id == found,
+            repository_blobs.c.digest == digest,
+        )
+    )
+    return bool(result.rowcount)
+
+
+# -- manifests ---------------------------------------------------------------
+
+
+def _manifest_query(by_tag: bool, content: bool) -> sa.Select[Any]:
+    columns = [manifests.c.digest, manifests.c.media_type, manifests.c.size]
+    if content:
+        columns.append(manifests.c.content)
+    source = manifests.join(
+        repositories, repositories.c.id == manifests.c.repository_id
+    )
+    if by_tag:
+        source = source.join(
+            tags,
+            sa.and_(
+                tags.c.repository_id == manifests.c.repository_id,
+                tags.c.manifest_digest == manifests.c.digest,
+            ),
+        )
+        match = tags.c.name == sa.bindparam("reference")
+    else:
+        match = manifests.c.digest == sa.bindparam("reference")
+    return (
+        sa.select(*columns)
+        .select_from(source)
+        .where(repositories.c.name == sa.bindparam("repository"), match)
+    )
+
+
+# Built once: the hot path only binds parameters.
+_MANIFEST_QUERIES = {
+    (by_tag, content): _manifest_query(by_tag, content)
+    for by_tag in (True, False)
+    for content in (True, False)
+}
+
+
+def get_manifest(
+    conn: sa.Connection, repository: str, reference: str, by_tag: bool, content: bool
+) -> ManifestRecord | None:
+    row = conn.execute(
+        _MANIFEST_QUERIES[(by_tag, content)],
+        {"repository": repository, "reference": reference},
+    ).first()
+    if row is None:
+        return None
+    return ManifestRecord(
+        row.digest, row.media_type, row.size, row.content if content else None
+    )
+
+
+def put_manifest(
+    conn: sa.Connection,
+    repository: str,
+    digest: str,
+    parsed: ParsedManifest,
+    content: bytes,
+    tag_names: Sequence[str],
+) -> None:
+    """Store a manifest and its tags once everything it references is here."""
+    now = time.time()
+    found = ensure_repository(conn, repository)
+    _check_references(conn, found, parsed)
+    conn.execute(
+        _insert(conn, manifests)
+        .values(
+            repository_id=found,
+            digest=digest,
+            media_type=parsed.media_type,
+            size=len(content),
+            content=content,
+            artifact_type=parsed.artifact_type,
+            subject=parsed.subject,
+            annotations=json.dumps(parsed.annotations) if parsed.annotations else None,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+    )
+    references = {d.digest: False for d in parsed.blobs}
+    references.update({d.digest: True for d in parsed.children})
+    if references:
+        rows = [
+            {
+                "repository_id": found,
+                "manifest_digest": digest,
+                "target_digest": target,
+                "is_manifest": is_manifest,
+            }
+            for target, is_manifest in references.items()
+        ]
+        conn.execute(
+            _insert(conn, manifest_references).values(rows).on_conflict_do_nothing()
+        )
+    for tag in tag_names:
+        insert = _insert(conn, tags).values(
+            repository_id=found, name=tag, manifest_digest=digest, updated_at=now
+        )
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=["repository_id", "name"],
+                set_={"manifest_digest": digest, "updated_at": now},
+            )
+        )
+
+
+def _check_references(
+    conn: sa.Connection, repository: int, parsed: ParsedManifest
+) -> None:
+    wanted_blobs = {d.digest for d in parsed.blobs if not d.is_external}
+    if wanted_blobs:
+        found = conn.execute(
+            sa.select(repository_blobs.c.digest).where(
+                repository_blobs.c.repository_id == repository,
+                repository_blobs.c.digest.in_(wanted_blobs),
+            )
+        )
+        missing = wanted_blobs - set(found.scalars())
+        if missing:
+            raise RegistryError(
+                errcodes.MANIFEST_BLOB_UNKNOWN,
+                f"blob {sorted(missing)[0]} is not in this repository",
+                detail={"digests": sorted(missing)},
+            )
+    wanted_children = {d.digest for d in parsed.children}
+    if wanted_children:
+        found = conn.execute(
+            sa.select(manifests.c.digest).where(
+                manifests.c.repository_id == repository,
+                manifests.c.digest.in_(wanted_children),
+            )
+        )
+        missing = wanted_children - set(found.scalars())
+        if missing:
+            raise RegistryError(
+                errcodes.MANIFEST_UNKNOWN,
+                f"manifest {sorted(missing)[0]} is not in this repository",
+                detail={"digests": sorted(missing)},
+            )
+
+
+def delete_manifest(conn: sa.Connection, repository: str, digest: str) -> bool:
+    """Delete a manifest and every tag that points at it."""
+    found = repository_id(conn, repository)
+    if found is None:
+        return False
+    conn.execute(
+        sa.delete(tags).where(
+            tags.c.repository_id == found, tags.c.manifest_digest == digest
+        )
+    )
+    conn.execute(
+        sa.delete(manifest_references).where(
+            manifest_references.c.repository_id == found,
+            manifest_references.c.manifest_digest == digest,
+        )
+    )
+    result = conn.execute(
+        sa.delete(manifests).where(
+            manifests.c.repository_id == found, manifests.c.digest == digest
+        )
+    )
+    return bool(result.rowcount)
+
+
+def delete_tag(conn: sa.Connection, repository: str, tag: str) -> bool:
+    found = repository_id(conn, repository)
+    if found is None:
+        return False
+    result = conn.execute(
+        sa.delete(tags).where(tags.c.repository_id == found, tags.c.name == tag)
+    )
+    return bool(result.rowcount)
+
+
+# -- discovery ---------------------------------------------------------------
+
+
+def list_tags(
+    conn: sa.Connection, repository: str, limit: int | None, last: str | None
+) -> list[str] | None:
+    """Tags in lexical order after `last`; None when the repository is unknown."""
+    found = repository_id(conn, repository)
+    if found is None:
+        return None
+    query = sa.select(tags.c.name).where(tags.c.repository_id == found)
+    if last is not None:
+        query = query.where(tags.c.name > last)
+    query = query.order_by(tags.c.name).limit(limit)
+    return list(conn.execute(query).scalars())
+
+
+def list_referrers(
+    conn: sa.Connection, repository: str, subject: str, artifact_type: str | None
+) -> list[ReferrerRecord]:
+    query = (
+        sa.select(
+            manifests.c.digest,
+            manifests.c.media_type,
+            manifests.c.size,
+            manifests.c.artifact_type,
+            manifests.c.annotations,
+        )
+        .select_from(
+            manifests.join(repositories, repositories.c.id == manifests.c.repository_id)
+        )
+        .where(repositories.c.name == repository, manifests.c.subject == subject)
+        .order_by(manifests.c.created_at, manifests.c.digest)
+    )
+    if artifact_type is not None:
+        query = query.where(manifests.c.artifact_type == artifact_type)
+    return [
+        ReferrerRecord(
+            row.digest,
+            row.media_type,
+            row.size,
+            row.artifact_type,
+            json.loads(row.annotations) if row.annotations else None,
+        )
+        for row in conn.execute(query)
+    ]
+
+
+# -- upload sessions ---------------------------------------------------------
+
+
+def create_upload(
+    conn: sa.Connection, repository: str, upload_id: str, algorithm: str
+) -> None:
+    now = time.time()
+    conn.execute(
+        sa.insert(uploads).values(
+            id=upload_id,
+            repository_id=ensure_repository(conn, repository),
+            algorithm=algorithm,
+            size=0,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def get_upload(
+    conn: sa.Connection, repository: str, upload_id: str
+) -> UploadRecord | None:
+    query = (
+        sa.select(uploads.c.algorithm, uploads.c.size, uploads.c.created_at)
+        .select_from(
+            uploads.join(repositories, repositories.c.id == uploads.c.repository_id)
+        )
+        .where(uploads.c.id == upload_id, repositories.c.name == repository)
+    )
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    return UploadRecord(upload_id, repository, row.algorithm, row.size, row.created_at)
+
+
+def advance_upload(
+    conn: sa.Connection, upload_id: str, expected: int, size: int
+) -> bool:
+    """Move an upload's committed size forward if nobody else moved it."""
+    result = conn.execute(
+        sa.update(uploads)
+        .where(uploads.c.id == upload_id, uploads.c.size == expected)
+        .values(size=size, updated_at=time.time())
+    )
+    return bool(result.rowcount)
+
+
+def delete_upload(conn: sa.Connection, upload_id: str) -> bool:
+    result = conn.execute(sa.delete(uploads).where(uploads.c.id == upload_id))
+    return bool(result.rowcount)

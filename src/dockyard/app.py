@@ -15,13 +15,11 @@ from dockyard import logging as dockyard_logging
 from dockyard.api.errors import EXCEPTION_HANDLERS
 from dockyard.api.middleware import RegistryMiddleware
 from dockyard.api.routes import ROUTES
+from dockyard.server import SETTINGS_ENV
 from dockyard.services.container import build_services
 from dockyard.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
-
-# `dockyard serve` hands its resolved settings to worker processes through this.
-SETTINGS_ENV = "DOCKYARD_SETTINGS_JSON"
 
 
 def create_app(settings: Settings) -> Starlette:

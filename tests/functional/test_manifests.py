@@ -12,7 +12,9 @@ from tests.support.registry_client import (
     DOCKER_LAYER,
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
+    OCI_CONFIG,
     OCI_INDEX,
+    OCI_LAYER,
     OCI_MANIFEST,
     Blob,
     Manifest,
@@ -32,14 +34,16 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 CONFORMANCE_MISSING_REFERENCE = ".INVALID_MANIFEST_NAME"
 
 
-def _push_kind(oci: RegistryClient, repo: str, kind: str) -> Manifest:
-    """Push the children an index needs, and return the manifest to test."""
-    if kind == "oci-image":
-        return image_manifest(
-            _pushed_config(oci, repo), [], annotations={"kind": "oci-image"}
-        )
-    if kind == "docker-image":
-        return _docker_image(oci, repo)
+def _unpushed_manifest(oci: RegistryClient, repo: str, kind: str) -> Manifest:
+    """Push everything a manifest of this kind needs, but not the manifest."""
+    if kind in ("oci-image", "docker-image"):
+        docker = kind == "docker-image"
+        config = config_blob(DOCKER_CONFIG if docker else OCI_CONFIG)
+        layer = random_blob(300, DOCKER_LAYER if docker else OCI_LAYER)
+        oci.push_blob(repo, config)
+        oci.push_blob(repo, layer)
+        media_type = DOCKER_MANIFEST if docker else OCI_MANIFEST
+        return image_manifest(config, [layer], media_type=media_type)
     child_type = OCI_MANIFEST if kind == "oci-index" else DOCKER_MANIFEST
     children = [oci.push_image(repo, media_type=child_type) for _ in range(2)]
     index_type = OCI_INDEX if kind == "oci-index" else DOCKER_MANIFEST_LIST
@@ -50,14 +54,6 @@ def _pushed_config(oci: RegistryClient, repo: str) -> Blob:
     config = config_blob()
     oci.push_blob(repo, config)
     return config
-
-
-def _docker_image(oci: RegistryClient, repo: str) -> Manifest:
-    config = config_blob(DOCKER_CONFIG)
-    layer = random_blob(300, DOCKER_LAYER)
-    oci.push_blob(repo, config)
-    oci.push_blob(repo, layer)
-    return image_manifest(config, [layer], media_type=DOCKER_MANIFEST)
 
 
 def _assert_served(
@@ -71,12 +67,12 @@ def _assert_served(
 
 
 def _raw(
-    client: httpx.Client, method: str, target: str, **kwargs: object
+    client: httpx.Client, method: str, target: str, content: bytes | None = None
 ) -> httpx.Response:
     """Send a request-target as written, without httpx resolving `..`."""
     return client.request(
-        method, "/v2/", extensions={"target": target.encode()}, **kwargs
-    )  # type: ignore[arg-type]
+        method, "/v2/", content=content, extensions={"target": target.encode()}
+    )
 
 
 KINDS = ["oci-image", "docker-image", "oci-index", "docker-list"]
@@ -86,7 +82,7 @@ KINDS = ["oci-image", "docker-image", "oci-index", "docker-list"]
 def test_manifest_round_trips_byte_identical(
     client: httpx.Client, oci: RegistryClient, repo: str, kind: str
 ) -> None:
-    manifest = _push_kind(oci, repo, kind)
+    manifest = _unpushed_manifest(oci, repo, kind)
 
     pushed = oci.push_manifest(repo, "v1", manifest)
 
@@ -102,7 +98,7 @@ def test_manifest_round_trips_byte_identical(
 def test_head_manifest_returns_headers_without_body(
     client: httpx.Client, oci: RegistryClient, repo: str, kind: str
 ) -> None:
-    manifest = _push_kind(oci, repo, kind)
+    manifest = _unpushed_manifest(oci, repo, kind)
     oci.push_manifest(repo, "v1", manifest)
 
     for reference in ("v1", manifest.digest):
@@ -152,7 +148,7 @@ def test_manifest_is_not_visible_from_another_repository(
 def test_put_manifest_by_digest_returns_201(
     client: httpx.Client, oci: RegistryClient, repo: str
 ) -> None:
-    manifest = _push_kind(oci, repo, "oci-image")
+    manifest = _unpushed_manifest(oci, repo, "oci-image")
 
     pushed = oci.push_manifest(repo, manifest.digest, manifest)
 
@@ -167,7 +163,7 @@ def test_put_manifest_by_digest_returns_201(
 def test_put_manifest_by_sha512_digest_returns_201(
     client: httpx.Client, oci: RegistryClient, repo: str
 ) -> None:
-    manifest = _push_kind(oci, repo, "oci-image")
+    manifest = _unpushed_manifest(oci, repo, "oci-image")
     digest = digest_of(manifest.content, "sha512")
 
     pushed = oci.put_manifest(repo, digest, manifest)
@@ -183,7 +179,7 @@ def test_put_manifest_by_sha512_digest_returns_201(
 def test_put_manifest_digest_mismatch_returns_400_digest_invalid(
     client: httpx.Client, oci: RegistryClient, repo: str
 ) -> None:
-    manifest = _push_kind(oci, repo, "oci-image")
+    manifest = _unpushed_manifest(oci, repo, "oci-image")
     wrong = digest_of(manifest.content + b"\n")
 
     response = oci.put_manifest(repo, wrong, manifest)
@@ -195,7 +191,7 @@ def test_put_manifest_digest_mismatch_returns_400_digest_invalid(
 def test_put_manifest_with_malformed_digest_reference_returns_400(
     oci: RegistryClient, repo: str
 ) -> None:
-    manifest = _push_kind(oci, repo, "oci-image")
+    manifest = _unpushed_manifest(oci, repo, "oci-image")
 
     response = oci.put_manifest(repo, "sha256:totallywrong", manifest)
 
@@ -256,8 +252,9 @@ def test_put_manifest_with_no_layers_is_accepted(
                 "layers": [],
             }
         ).encode(),
-        json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": 3})
-        .encode(),
+        json.dumps(
+            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": 3}
+        ).encode(),
     ],
     ids=[
         "not-json",
@@ -296,7 +293,7 @@ def test_put_deeply_nested_manifest_returns_400_not_500(
 def test_put_manifest_with_mismatched_content_type_returns_400_manifest_invalid(
     oci: RegistryClient, repo: str
 ) -> None:
-    manifest = _push_kind(oci, repo, "oci-image")
+    manifest = _unpushed_manifest(oci, repo, "oci-image")
     mislabelled = Manifest(manifest.content, DOCKER_MANIFEST)
 
     response = oci.put_manifest(repo, "v1", mislabelled)
@@ -337,7 +334,7 @@ def test_put_manifest_over_4_mib_returns_413(
 def test_put_by_digest_with_tag_parameters_creates_each_tag(
     client: httpx.Client, oci: RegistryClient, repo: str
 ) -> None:
-    manifest = _push_kind(oci, repo, "oci-image")
+    manifest = _unpushed_manifest(oci, repo, "oci-image")
 
     response = oci.put_manifest(
         repo, manifest.digest, manifest, params={"tag": ["alpha", "beta"]}
@@ -410,7 +407,7 @@ def test_delete_unknown_manifest_returns_404(
 def test_put_invalid_tag_returns_400_tag_invalid(
     client: httpx.Client, oci: RegistryClient, repo: str, tag: str
 ) -> None:
-    manifest = _push_kind(oci, repo, "oci-image")
+    manifest = _unpushed_manifest(oci, repo, "oci-image")
 
     response = oci.put_manifest(repo, tag, manifest)
 
@@ -421,7 +418,7 @@ def test_put_invalid_tag_returns_400_tag_invalid(
 def test_put_invalid_tag_parameter_returns_400_tag_invalid(
     oci: RegistryClient, repo: str
 ) -> None:
-    manifest = _push_kind(oci, repo, "oci-image")
+    manifest = _unpushed_manifest(oci, repo, "oci-image")
 
     response = oci.put_manifest(
         repo, manifest.digest, manifest, params={"tag": ["good", "-bad"]}

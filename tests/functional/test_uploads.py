@@ -44,9 +44,7 @@ def _assert_blob(client: httpx.Client, repo: str, blob: Blob) -> None:
     assert response.content == blob.data
 
 
-def test_post_returns_202_with_session_headers(
-    client: httpx.Client, repo: str
-) -> None:
+def test_post_returns_202_with_session_headers(client: httpx.Client, repo: str) -> None:
     response = client.post(f"/v2/{repo}/blobs/uploads/")
 
     assert response.status_code == 202

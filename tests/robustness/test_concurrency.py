@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from functools import partial
 from typing import TypeVar
 
@@ -44,6 +44,7 @@ pytestmark = pytest.mark.timeout(120)
 T = TypeVar("T")
 BARRIER_TIMEOUT = 10.0
 CHUNK = 256 * 1024
+FAST_PATCH_GRACE = 2.0
 
 
 def race(url: str, calls: list[Callable[[httpx.Client], T]]) -> list[T]:
@@ -276,15 +277,17 @@ def test_manifest_push_racing_a_blob_delete_never_half_succeeds(
     assert set(outcomes) <= {201, 400}
 
 
+@pytest.mark.parametrize("server_fixture", ["server", "two_worker_server"])
 def test_overlapping_patches_on_one_session_store_only_accepted_bytes(
-    server: RegistryServer,
+    request: pytest.FixtureRequest, server_fixture: str
 ) -> None:
     """A retried PATCH while the first is still in flight (a client timing out).
 
-    The slow PATCH is admitted first, the fast one then completes and is
-    accepted; the slow one's bytes arrive afterwards and must not replace what
-    the registry already acknowledged, nor end up under another digest.
+    A slow PATCH opens the session and stalls; a fast PATCH for the same range
+    follows. Exactly one may be accepted, and finishing the session must store
+    exactly the accepted bytes: the other request's bytes must never leak in.
     """
+    server: RegistryServer = request.getfixturevalue(server_fixture)
     repository = "race/overlapping-patches"
     accepted_candidate, late = os.urandom(2 * MIB), os.urandom(2 * MIB)
     with connect(server.url) as client:
@@ -307,12 +310,19 @@ def test_overlapping_patches_on_one_session_store_only_accepted_bytes(
                 headers={"Content-Range": f"0-{len(late) - 1}"},
             )
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    def fast_patch() -> httpx.Response:
+        with connect(server.url) as client:
+            return patch_chunk(client, location, accepted_candidate, 0)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
         slow_future = pool.submit(slow_patch)
         wait_until(session_file.exists, 10, "the slow PATCH to open the session")
-        with connect(server.url) as client:
-            fast = patch_chunk(client, location, accepted_candidate, 0)
+        fast_future = pool.submit(fast_patch)
+        # A registry that serialises writers holds the fast PATCH back until
+        # the slow one ends, so the slow one is released after a short wait.
+        wait([fast_future], timeout=FAST_PATCH_GRACE)
         release.set()
+        fast = fast_future.result(timeout=30)
         slow = slow_future.result(timeout=30)
 
     assert_outcome(fast, [202], {416: "RANGE_INVALID"})

@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from dockyard.cli.options import add_config_option, settings_from
-from dockyard.metadata import migrate
 
 
 def register(commands: Any) -> None:
@@ -25,6 +24,8 @@ def run_upgrade(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    from dockyard.metadata import migrate
+
     migrate.upgrade(settings.database_url)
     print(f"database at revision {migrate.current_revision(settings.database_url)}")
     return 0
@@ -34,6 +35,8 @@ def run_current(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if settings is None:
         return 2
+    from dockyard.metadata import migrate
+
     current = migrate.current_revision(settings.database_url)
     head = migrate.head_revision()
     state = "current" if current == head else f"behind (newest is {head})"

@@ -1,19 +1,16 @@
-"""`dockyard serve`: migrate the database, then run the ASGI server."""
+"""`dockyard serve`: migrate the database, then hand over to the ASGI server."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import sys
 from typing import Any
 
-import uvicorn
-
 from dockyard import logging as dockyard_logging
-from dockyard.app import SETTINGS_ENV, create_app
 from dockyard.cli.options import add_config_option, settings_from
-from dockyard.metadata import migrate
-from dockyard.settings import Settings
+from dockyard.server import SETTINGS_ENV
 
 logger = logging.getLogger(__name__)
 
@@ -45,69 +42,22 @@ def run(args: argparse.Namespace) -> int:
         return 2
     dockyard_logging.configure(settings.log.level, settings.log.format)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    from dockyard.metadata import migrate
+
     migrate.upgrade(settings.database_url)
     logger.info(
         "starting",
         extra={
             "address": f"{settings.http.host}:{settings.http.port}",
+            "server": settings.http.server,
             "workers": settings.http.workers,
             "data_dir": str(settings.data_dir.resolve()),
         },
     )
-    _serve(settings)
-    return 0
-
-
-def _serve(settings: Settings) -> None:
-    if settings.http.server == "granian":
-        _serve_granian(settings)
-    else:
-        _serve_uvicorn(settings)
-
-
-def _serve_granian(settings: Settings) -> None:
-    from granian.constants import Interfaces, Loops
-    from granian.server import Server
-
-    # Granian imports the application in each worker, so the resolved settings
-    # travel through the environment even with one worker.
+    # Replace this process (same pid, so signals and supervisors still reach it)
+    # with a small launcher that holds none of what the migration loaded.
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
-    Server(
-        "dockyard.app:create_app_from_environment",
-        factory=True,
-        address=settings.http.host,
-        port=settings.http.port,
-        interface=Interfaces.ASGI,
-        workers=settings.http.workers,
-        loop=Loops.uvloop,
-        log_access=False,
-        log_level=settings.log.level,  # type: ignore[arg-type]
-        log_dictconfig=dockyard_logging.server_log_config(
-            settings.log.level, settings.log.format
-        ),
-    ).serve()
-
-
-def _serve_uvicorn(settings: Settings) -> None:
-    options: dict[str, Any] = {
-        "host": settings.http.host,
-        "port": settings.http.port,
-        "loop": "uvloop",
-        "http": "httptools",
-        "log_config": None,
-        "access_log": False,
-        "server_header": False,
-        "lifespan": "on",
-    }
-    if settings.http.workers == 1:
-        uvicorn.run(create_app(settings), **options)
-        return
-    # Worker processes rebuild the app from the settings resolved here, so
-    # flags and the environment apply to them exactly as to this process.
-    os.environ[SETTINGS_ENV] = settings.model_dump_json()
-    uvicorn.run(
-        "dockyard.app:create_app_from_environment",
-        factory=True,
-        workers=settings.http.workers,
-        **options,
-    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "dockyard.server"])

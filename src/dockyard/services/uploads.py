@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from dockyard.metadata import BlobRecord, MetadataStore, UploadRecord
@@ -67,6 +68,23 @@ class UploadService:
         length: int | None = None,
     ) -> UploadRecord:
         """Append a chunk; `start` (from Content-Range) must be the current size."""
+        async with self._exclusive(upload_id):
+            return await self._append(repository, upload_id, chunks, start, length)
+
+    def _exclusive(self, upload_id: str) -> AbstractAsyncContextManager[None]:
+        # Two requests writing one session (a client retrying a PATCH it thinks
+        # timed out) would interleave their bytes; the second waits, then finds
+        # the session moved on and gets a 416 with the new Range.
+        return self.storage.lock(upload_path(upload_id))
+
+    async def _append(
+        self,
+        repository: str,
+        upload_id: str,
+        chunks: AsyncIterable[bytes],
+        start: int | None = None,
+        length: int | None = None,
+    ) -> UploadRecord:
         upload = await self.status(repository, upload_id)
         if start is not None and start != upload.size:
             raise RangeMismatch(
@@ -111,7 +129,18 @@ class UploadService:
         start: int | None = None,
     ) -> BlobRecord:
         """Take the last chunk, verify the digest and move the blob into place."""
-        upload = await self.append(repository, upload_id, chunks, start)
+        async with self._exclusive(upload_id):
+            return await self._finish(repository, upload_id, digest, chunks, start)
+
+    async def _finish(
+        self,
+        repository: str,
+        upload_id: str,
+        digest: Digest,
+        chunks: AsyncIterable[bytes],
+        start: int | None,
+    ) -> BlobRecord:
+        upload = await self._append(repository, upload_id, chunks, start)
         running = self._running.pop(upload_id, None)
         path = upload_path(upload_id)
         if running is not None and running.algorithm == digest.algorithm:
@@ -128,6 +157,7 @@ class UploadService:
         await self.storage.commit(path, blob_path(digest))
         await self.store.link_blob(repository, str(digest), upload.size)
         await self.store.delete_upload(upload_id)
+        await self.storage.delete(path + ".lock")
         logger.debug("blob stored", extra={"digest": str(digest), "size": upload.size})
         return BlobRecord(str(digest), upload.size)
 
@@ -162,3 +192,4 @@ class UploadService:
         self._running.pop(upload_id, None)
         await self.store.delete_upload(upload_id)
         await self.storage.delete(upload_path(upload_id))
+        await self.storage.delete(upload_path(upload_id) + ".lock")

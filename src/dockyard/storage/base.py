@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 
@@ -17,6 +18,10 @@ class StorageError(Exception):
 
 class PathNotFound(StorageError):
     """The path does not exist in the backend."""
+
+
+class LockTimeout(StorageError):
+    """Another request held an upload's lock for too long."""
 
 
 class UploadWriter(abc.ABC):
@@ -53,6 +58,10 @@ class StorageDriver(abc.ABC):
     async def redirect_url(self, path: str) -> str | None:
         """A URL clients may fetch directly, when the backend offers one."""
         return None
+
+    @abc.abstractmethod
+    def lock(self, path: str) -> AbstractAsyncContextManager[None]:
+        """Exclusive access to an upload, across requests and processes."""
 
     @abc.abstractmethod
     async def open_writer(self, path: str, offset: int) -> UploadWriter:

@@ -8,13 +8,18 @@ afterwards so the new name survives a crash too.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 from anyio import to_thread
 
 from dockyard.storage.base import (
+    LockTimeout,
     PathNotFound,
     StorageDriver,
     StorageError,
@@ -23,6 +28,9 @@ from dockyard.storage.base import (
 from dockyard.storage.registry import register
 
 READ_CHUNK = 1024 * 1024
+# How long a request waits for another one writing to the same upload.
+LOCK_TIMEOUT = 60.0
+LOCK_POLL = 0.01
 
 
 class _FileWriter(UploadWriter):
@@ -90,6 +98,22 @@ class FilesystemDriver(StorageDriver):
     def local_file(self, path: str) -> Path | None:
         return self._full(path)
 
+    @asynccontextmanager
+    async def lock(self, path: str) -> AsyncIterator[None]:
+        """An flock on `<path>.lock`: the kernel drops it if the process dies."""
+        full = self._full(path + ".lock")
+        full.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(full, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + LOCK_TIMEOUT
+            while not _try_lock(fd):
+                if time.monotonic() > deadline:
+                    raise LockTimeout(f"upload {path} is busy")
+                await anyio.sleep(LOCK_POLL)
+            yield
+        finally:
+            os.close(fd)
+
     async def open_writer(self, path: str, offset: int) -> UploadWriter:
         full = self._full(path)
         full.parent.mkdir(parents=True, exist_ok=True)
@@ -135,6 +159,14 @@ class FilesystemDriver(StorageDriver):
         for directory, _dirs, files in os.walk(base):
             for name in sorted(files):
                 yield str((Path(directory) / name).relative_to(self.root))
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _fsync_directory(directory: Path) -> None:

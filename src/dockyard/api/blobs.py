@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from dockyard.api.byteranges import parse_range
 from dockyard.api.common import repository, services
@@ -32,10 +33,8 @@ async def get_blob(request: Request) -> Response:
     head = request.method == "HEAD"
     if blob.inline is not None:
         return _inline(blob, byte_range, headers, head)
-    if blob.local_file is not None:
-        # Starlette sends the file with the server's zero-copy path when it has
-        # one, and applies the (already validated) Range itself.
-        return FileResponse(
+    if blob.local_file is not None and byte_range is None:
+        return WholeFileResponse(
             blob.local_file, headers=headers, media_type=blob.media_type
         )
     assert blob.path is not None
@@ -43,6 +42,19 @@ async def get_blob(request: Request) -> Response:
     if redirect is not None and not head:
         return Response(status_code=307, headers={**headers, "Location": redirect})
     return _streamed(registry.storage, blob, byte_range, headers, head)
+
+
+class WholeFileResponse(FileResponse):
+    """A whole file, sent by the server's zero-copy path when it has one.
+
+    Ranges are answered elsewhere (`_streamed`); a Range header that reaches this
+    response is one that `parse_range` chose to ignore, so it must not be acted
+    on here either.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(k, v) for k, v in scope["headers"] if k != b"range"]
+        await super().__call__({**scope, "headers": headers}, receive, send)
 
 
 def _inline(

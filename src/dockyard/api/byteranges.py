@@ -15,8 +15,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """The inclusive byte range to send, or None to send the whole blob.
 
     Forms: `500-999`, `500-` and `-500`. A header we do not understand (several
-    ranges, other units) is ignored, as RFC 9110 allows; a well-formed range
-    that lies beyond the content raises RANGE_INVALID (416).
+    ranges, other units) is ignored and the whole blob is sent, as RFC 9110
+    allows; a well-formed range that lies beyond the content raises
+    RANGE_INVALID (416).
     """
     if not header:
         return None

@@ -40,7 +40,8 @@ async def registry_error(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_STATUS_CODES.get(exc.status_code, errcodes.UNKNOWN)
-    return error_response(RegistryError(code, exc.detail), request.method)
+    error = RegistryError(code, headers=dict(exc.headers or {}))
+    return error_response(error, request.method)
 
 
 async def storage_error(request: Request, exc: Exception) -> Response:
@@ -54,18 +55,15 @@ async def storage_error(request: Request, exc: Exception) -> Response:
     )
 
 
-async def unexpected_error(request: Request, exc: Exception) -> Response:
-    logger.error(
-        "failed to handle request",
-        exc_info=exc,
-        extra={"path": request.url.path, "method": request.method},
-    )
-    return error_response(RegistryError(errcodes.UNKNOWN), request.method)
+def unexpected_error_body() -> bytes:
+    """The envelope for a failure nobody anticipated (the middleware sends it)."""
+    return json.dumps(RegistryError(errcodes.UNKNOWN).envelope()).encode()
 
 
+# Anything else is caught by RegistryMiddleware, which sits inside Starlette's
+# own error middleware, so even a 500 carries the registry's headers.
 EXCEPTION_HANDLERS = {
     RegistryError: registry_error,
     HTTPException: http_error,
     StorageError: storage_error,
-    Exception: unexpected_error,
 }

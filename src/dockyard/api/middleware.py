@@ -10,7 +10,10 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-logger = logging.getLogger("dockyard.access")
+from dockyard.api.errors import unexpected_error_body
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("dockyard.access")
 
 API_VERSION_HEADER = (b"docker-distribution-api-version", b"registry/2.0")
 
@@ -48,6 +51,14 @@ class RegistryMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except Exception:
+            logger.exception(
+                "failed to handle request",
+                extra={"request_id": request_id, "path": scope["path"]},
+            )
+            if outcome["status"]:
+                raise  # too late for an error answer: drop the connection
+            await _send_unexpected_error(send_with_headers)
         finally:
             if self.access_log:
                 self._log(scope, request_id, outcome, started)
@@ -57,7 +68,7 @@ class RegistryMiddleware:
         scope: Scope, request_id: str, outcome: dict[str, Any], started: float
     ) -> None:
         client = scope.get("client")
-        logger.info(
+        access_logger.info(
             "request",
             extra={
                 "request_id": request_id,
@@ -69,6 +80,21 @@ class RegistryMiddleware:
                 "remote": client[0] if client else None,
             },
         )
+
+
+async def _send_unexpected_error(send: Send) -> None:
+    body = unexpected_error_body()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

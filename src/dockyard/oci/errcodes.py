@@ -48,7 +48,8 @@ PAGINATION_NUMBER_INVALID = ErrorCode(
 )
 UNAVAILABLE = ErrorCode("UNAVAILABLE", "service unavailable", 503)
 UNKNOWN = ErrorCode("UNKNOWN", "unknown error", 500)
-NOT_FOUND = ErrorCode("NOT_FOUND", "resource not found", 404)
+# Unknown endpoints: the spec has no code for them, and UNSUPPORTED says it best.
+NOT_FOUND = ErrorCode("UNSUPPORTED", "no such endpoint", 404)
 METHOD_NOT_ALLOWED = ErrorCode("UNSUPPORTED", "method not allowed", 405)
 
 

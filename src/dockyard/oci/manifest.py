@@ -106,7 +106,7 @@ def parse(body: bytes, content_type: str | None) -> ParsedManifest:
         )
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise _invalid(f"manifest is not valid JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise _invalid("manifest must be a JSON object")

@@ -9,7 +9,7 @@ from dockyard.metadata import ManifestRecord, MetadataStore
 from dockyard.oci import errcodes, manifest
 from dockyard.oci.digest import DEFAULT_ALGORITHM, Digest, is_digest
 from dockyard.oci.errcodes import RegistryError
-from dockyard.oci.reference import validate_tag
+from dockyard.oci.reference import TAG_PATTERN, validate_tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,11 @@ class ManifestService:
     ) -> ManifestRecord:
         by_tag = not is_digest(reference)
         if by_tag:
-            validate_tag(reference)
+            # No manifest can have a malformed tag: that is a plain miss.
+            if not TAG_PATTERN.match(reference):
+                raise RegistryError(
+                    errcodes.MANIFEST_UNKNOWN, detail={"reference": reference}
+                )
         else:
             reference = str(Digest.parse(reference))
         record = await self.store.get_manifest(

@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockyard.api.errors import unexpected_error_body
@@ -51,6 +52,11 @@ class RegistryMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except ClientDisconnect:
+            # Expected now and then (a cancelled push); the client is gone, so
+            # there is nobody to answer.
+            outcome["status"] = outcome["status"] or 499
+            logger.warning("client disconnected", extra={"request_id": request_id})
         except Exception:
             logger.exception(
                 "failed to handle request",

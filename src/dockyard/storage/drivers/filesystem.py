@@ -39,9 +39,12 @@ class _FileWriter(UploadWriter):
 
     async def write(self, data: bytes) -> None:
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            raise StorageError(f"failed to write upload: {exc.strerror}") from exc
 
     async def close(self) -> None:
         fd, self._fd = self._fd, -1
@@ -49,6 +52,8 @@ class _FileWriter(UploadWriter):
             return
         try:
             await to_thread.run_sync(os.fsync, fd)
+        except OSError as exc:
+            raise StorageError(f"failed to flush upload: {exc.strerror}") from exc
         finally:
             os.close(fd)
 
@@ -126,7 +131,12 @@ class FilesystemDriver(StorageDriver):
         return _FileWriter(fd)
 
     async def commit(self, upload: str, target: str) -> None:
-        await to_thread.run_sync(self._commit, self._full(upload), self._full(target))
+        try:
+            await to_thread.run_sync(
+                self._commit, self._full(upload), self._full(target)
+            )
+        except OSError as exc:
+            raise StorageError(f"failed to commit {upload}: {exc.strerror}") from exc
 
     @staticmethod
     def _commit(source: Path, target: Path) -> None:
@@ -136,10 +146,7 @@ class FilesystemDriver(StorageDriver):
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(source, "rb") as handle:
             os.fsync(handle.fileno())
-        try:
-            os.rename(source, target)
-        except OSError as exc:
-            raise StorageError(f"failed to move {source} into place") from exc
+        os.rename(source, target)
         _fsync_directory(target.parent)
 
     async def delete(self, path: str) -> None:

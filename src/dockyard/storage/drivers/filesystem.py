@@ -140,7 +140,9 @@ class FilesystemDriver(StorageDriver):
 
     @staticmethod
     def _commit(source: Path, target: Path) -> None:
-        if target.exists():
+        # Content-addressed: a complete copy already in place is the same bytes.
+        # One of another size can only be damage, and the new copy replaces it.
+        if target.exists() and target.stat().st_size == source.stat().st_size:
             source.unlink(missing_ok=True)
             return
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,10 @@ from dockyard.storage.paths import blob_path, upload_path
 
 logger = logging.getLogger(__name__)
 
+# Running hashes kept per process; the oldest go first (they are rehashed from
+# storage if their session ever finishes).
+MAX_RUNNING_HASHES = 10_000
+
 
 @dataclass(slots=True)
 class _RunningHash:
@@ -115,10 +119,16 @@ class UploadService:
             raise RangeMismatch(current, "upload was changed by another request")
         if running is not None:
             running.size = new_size
-            self._running[upload_id] = running
+            self._remember(upload_id, running)
         return UploadRecord(
             upload_id, repository, upload.algorithm, new_size, upload.created_at
         )
+
+    def _remember(self, upload_id: str, running: _RunningHash) -> None:
+        # Abandoned sessions would otherwise keep their hash state forever.
+        if len(self._running) >= MAX_RUNNING_HASHES:
+            del self._running[next(iter(self._running))]
+        self._running[upload_id] = running
 
     async def finish(
         self,

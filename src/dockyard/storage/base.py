@@ -25,7 +25,11 @@ class LockTimeout(StorageError):
 
 
 class UploadWriter(abc.ABC):
-    """Appends bytes to an upload at a known offset; `close` makes them durable."""
+    """Appends bytes to an upload at a known offset.
+
+    `close` releases the writer; the bytes become durable when the finished
+    upload is committed.
+    """
 
     @abc.abstractmethod
     async def write(self, data: bytes) -> None: ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from dockyard import logging as dockyard_logging
@@ -18,7 +19,9 @@ SETTINGS_ENV = "DOCKYARD_SETTINGS_JSON"
 APP_FACTORY = "dockyard.app:create_app_from_environment"
 
 
-def _serve_granian(http: dict[str, Any], log: dict[str, Any]) -> None:
+def _serve_granian(
+    http: dict[str, Any], log: dict[str, Any], tls: dict[str, Any]
+) -> None:
     from granian.constants import Interfaces, Loops
     from granian.server import Server
 
@@ -33,10 +36,28 @@ def _serve_granian(http: dict[str, Any], log: dict[str, Any]) -> None:
         log_access=False,
         log_level=log["level"],
         log_dictconfig=dockyard_logging.server_log_config(log["level"], log["format"]),
+        **_granian_tls(tls),
     ).serve()
 
 
-def _serve_uvicorn(http: dict[str, Any], log: dict[str, Any]) -> None:
+def _granian_tls(tls: dict[str, Any]) -> dict[str, Any]:
+    if not tls.get("cert"):
+        return {}
+    options: dict[str, Any] = {
+        "ssl_cert": Path(tls["cert"]),
+        "ssl_key": Path(tls["key"]),
+    }
+    if tls.get("client_ca"):
+        options["ssl_ca"] = Path(tls["client_ca"])
+        options["ssl_client_verify"] = True
+    return options
+
+
+def _serve_uvicorn(
+    http: dict[str, Any], log: dict[str, Any], tls: dict[str, Any]
+) -> None:
+    import ssl
+
     import uvicorn
 
     dockyard_logging.configure(log["level"], log["format"])
@@ -52,16 +73,20 @@ def _serve_uvicorn(http: dict[str, Any], log: dict[str, Any]) -> None:
         access_log=False,
         server_header=False,
         lifespan="on",
+        ssl_certfile=tls.get("cert"),
+        ssl_keyfile=tls.get("key"),
+        ssl_ca_certs=tls.get("client_ca"),
+        ssl_cert_reqs=ssl.CERT_REQUIRED if tls.get("client_ca") else ssl.CERT_NONE,
     )
 
 
 def main() -> None:
     settings = json.loads(os.environ[SETTINGS_ENV])
-    http, log = settings["http"], settings["log"]
+    http, log, tls = settings["http"], settings["log"], settings["tls"]
     if http["server"] == "granian":
-        _serve_granian(http, log)
+        _serve_granian(http, log, tls)
     else:
-        _serve_uvicorn(http, log)
+        _serve_uvicorn(http, log, tls)
 
 
 if __name__ == "__main__":

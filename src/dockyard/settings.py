@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -56,6 +56,77 @@ class RegistrySettings(_Section):
     delete_enabled: bool = True
 
 
+class LdapSettings(_Section):
+    """Users bind against a directory; their groups map to namespace roles."""
+
+    url: str  # ldap://host:port or ldaps://host:port
+    user_dn_template: str = "uid={username},ou=people,dc=example,dc=org"
+    # Group search, run with the user's own bind unless bind_dn is given.
+    group_base: str | None = None
+    group_filter: str = "(member={user_dn})"
+    group_attribute: str = "cn"
+    bind_dn: str | None = None
+    bind_password: str | None = None
+    start_tls: bool = False
+    timeout: float = Field(5.0, gt=0)
+
+
+class GrantSettings(_Section):
+    repository: str  # a name or a glob such as "acme/*"
+    actions: list[Literal["pull", "push", "delete"]]
+
+
+class OidcRule(_Section):
+    # Every claim must match (exact value or glob) for the rule to apply; a rule
+    # without claims would admit every pipeline the issuer serves.
+    claims: dict[str, str] = Field(min_length=1)
+    grants: list[GrantSettings]
+
+
+class OidcIssuer(_Section):
+    """A trusted issuer of CI identity tokens, exchanged for registry tokens."""
+
+    issuer: str
+    jwks_url: str
+    audience: str
+    rules: list[OidcRule] = []
+
+
+class AuthSettings(_Section):
+    enabled: bool = False
+    # `service` goes into the challenge and is the tokens' audience.
+    service: str = "dockyard"
+    issuer: str = "dockyard"
+    token_ttl: int = Field(300, ge=60, le=86400)
+    # Absolute URL of the token endpoint; by default derived from the request.
+    realm: str | None = None
+    # Signing keys; defaults to <data_dir>/keys.
+    keys_dir: Path | None = None
+    # Bootstrap: created (or updated) at start-up when a password is given.
+    admin_username: str = "admin"
+    admin_password: str | None = None
+    # Failed logins from one address before it is locked out for a while.
+    lockout_attempts: int = Field(5, ge=1)
+    lockout_seconds: int = Field(300, ge=1)
+    ldap: LdapSettings | None = None
+    oidc: list[OidcIssuer] = []
+
+
+class TlsSettings(_Section):
+    cert: Path | None = None
+    key: Path | None = None
+    # Clients must present a certificate signed by this CA (mutual TLS).
+    client_ca: Path | None = None
+
+    @model_validator(mode="after")
+    def _pairs(self) -> TlsSettings:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("tls.cert and tls.key go together")
+        if self.client_ca is not None and self.cert is None:
+            raise ValueError("tls.client_ca needs tls.cert and tls.key")
+        return self
+
+
 class Settings(_Section):
     data_dir: Path = DEFAULT_DATA_DIR
     http: HttpSettings = HttpSettings()
@@ -63,10 +134,16 @@ class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     log: LogSettings = LogSettings()
     registry: RegistrySettings = RegistrySettings()
+    auth: AuthSettings = AuthSettings()
+    tls: TlsSettings = TlsSettings()
 
     @property
     def storage_root(self) -> Path:
         return self.storage.root or self.data_dir
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.auth.keys_dir or self.data_dir / "keys"
 
     @property
     def database_url(self) -> str:

@@ -6,8 +6,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from dockyard.api.access import audit, require
 from dockyard.api.byteranges import parse_range
 from dockyard.api.common import repository, services
+from dockyard.auth.identity import DELETE, PULL
+from dockyard.auth.policy import namespace_of
 from dockyard.oci import errcodes
 from dockyard.oci.digest import Digest
 from dockyard.oci.errcodes import RegistryError
@@ -21,6 +24,7 @@ IMMUTABLE = "max-age=31536000, immutable"
 async def get_blob(request: Request) -> Response:
     name = repository(request)
     digest = Digest.parse(request.path_params["digest"])
+    await require(request, name, PULL)
     registry = services(request)
     blob = await registry.blobs.locate(name, digest)
     byte_range = parse_range(request.headers.get("range"), blob.size)
@@ -104,5 +108,7 @@ async def delete_blob(request: Request) -> Response:
     registry = services(request)
     if not registry.settings.registry.delete_enabled:
         raise RegistryError(errcodes.UNSUPPORTED, "deletes are disabled")
+    await require(request, name, DELETE)
     await registry.blobs.delete(name, digest)
+    await audit(request, "blob.delete", f"{name}@{digest}", namespace_of(name))
     return Response(status_code=202, headers={"Content-Length": "0"})

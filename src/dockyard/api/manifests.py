@@ -5,7 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dockyard.api.access import audit, require
 from dockyard.api.common import manifest_url, repository, services
+from dockyard.auth.identity import DELETE, PULL, PUSH
+from dockyard.auth.policy import namespace_of
 from dockyard.oci import errcodes
 from dockyard.oci.errcodes import RegistryError
 from dockyard.oci.manifest import MAX_MANIFEST_BYTES
@@ -13,6 +16,7 @@ from dockyard.oci.manifest import MAX_MANIFEST_BYTES
 
 async def get_manifest(request: Request) -> Response:
     name = repository(request)
+    await require(request, name, PULL)
     head = request.method == "HEAD"
     record = await services(request).manifests.get(
         name, request.path_params["reference"], content=not head
@@ -48,6 +52,7 @@ def _too_large() -> RegistryError:
 
 async def put_manifest(request: Request) -> Response:
     name = repository(request)
+    await require(request, name, PUSH)
     body = await _read_limited(request)
     pushed = await services(request).manifests.put(
         name,
@@ -63,6 +68,14 @@ async def put_manifest(request: Request) -> Response:
     }
     if pushed.subject:
         headers["OCI-Subject"] = pushed.subject
+    reference = request.path_params["reference"]
+    await audit(
+        request,
+        "manifest.push",
+        f"{name}:{reference}" if reference != pushed.digest else f"{name}@{reference}",
+        namespace_of(name),
+        {"digest": pushed.digest},
+    )
     return Response(status_code=201, headers=headers)
 
 
@@ -71,5 +84,8 @@ async def delete_manifest(request: Request) -> Response:
     registry = services(request)
     if not registry.settings.registry.delete_enabled:
         raise RegistryError(errcodes.UNSUPPORTED, "deletes are disabled")
-    await registry.manifests.delete(name, request.path_params["reference"])
+    await require(request, name, DELETE)
+    reference = request.path_params["reference"]
+    await registry.manifests.delete(name, reference)
+    await audit(request, "manifest.delete", f"{name}:{reference}", namespace_of(name))
     return Response(status_code=202, headers={"Content-Length": "0"})

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api import base, blobs, discovery, manifests, uploads
+from dockyard.api import base, blobs, discovery, manifests, token, uploads
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -28,6 +28,7 @@ def _route(path: str, **handlers: Handler) -> Route:
 
 # Order matters where patterns overlap: upload URLs before blob URLs.
 ROUTES = [
+    _route("/auth/token", GET=token.token, POST=token.token),
     _route("/v2/", GET=base.version_check),
     _route("/v2/_catalog", GET=discovery.catalog),
     _route(f"{_NAME}/blobs/uploads/", POST=uploads.start_upload),

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dockyard.api.access import allowed, require
 from dockyard.api.byteranges import parse_content_range
 from dockyard.api.common import (
     blob_url,
@@ -16,6 +17,7 @@ from dockyard.api.common import (
     upload_range,
     upload_url,
 )
+from dockyard.auth.identity import PULL, PUSH
 from dockyard.metadata import UploadRecord
 from dockyard.oci import errcodes
 from dockyard.oci.digest import DEFAULT_ALGORITHM, Digest, check_algorithm
@@ -46,6 +48,7 @@ def _session_headers(name: str, upload: UploadRecord) -> dict[str, str]:
 
 async def start_upload(request: Request) -> Response:
     name = repository(request)
+    await require(request, name, PUSH)
     registry = services(request)
     query = request.query_params
 
@@ -81,6 +84,9 @@ async def _try_mount(
         source = validate_name(source)
     except RegistryError:
         return None
+    # Mounting reads the source: without pull there, upload the blob instead.
+    if not await allowed(request, source, PULL):
+        return None
     if await services(request).blobs.mount(name, source, digest):
         return _created(name, str(digest))
     return None
@@ -88,6 +94,7 @@ async def _try_mount(
 
 async def upload_status(request: Request) -> Response:
     name = repository(request)
+    await require(request, name, PUSH)
     upload = await services(request).uploads.status(
         name, request.path_params["upload_id"]
     )
@@ -96,6 +103,7 @@ async def upload_status(request: Request) -> Response:
 
 async def patch_upload(request: Request) -> Response:
     name = repository(request)
+    await require(request, name, PUSH)
     upload_id = request.path_params["upload_id"]
     async with _resume_hint(request, name, upload_id):
         content_range = parse_content_range(request.headers.get("content-range"))
@@ -110,6 +118,7 @@ async def patch_upload(request: Request) -> Response:
 
 async def finish_upload(request: Request) -> Response:
     name = repository(request)
+    await require(request, name, PUSH)
     upload_id = request.path_params["upload_id"]
     if "digest" not in request.query_params:
         raise RegistryError(errcodes.DIGEST_INVALID, "the digest parameter is missing")
@@ -145,5 +154,6 @@ async def _resume_hint(
 
 async def cancel_upload(request: Request) -> Response:
     name = repository(request)
+    await require(request, name, PUSH)
     await services(request).uploads.cancel(name, request.path_params["upload_id"])
     return Response(status_code=204)

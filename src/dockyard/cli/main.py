@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from dockyard import __version__
+from dockyard.cli import accounts as account_commands
 from dockyard.cli import config as config_commands
 from dockyard.cli import db as db_commands
 from dockyard.cli import serve as serve_command
@@ -23,6 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve_command.register(commands)
     config_commands.register(commands)
     db_commands.register(commands)
+    account_commands.register_users(commands)
+    account_commands.register_namespaces(commands)
+    account_commands.register_robots(commands)
+    account_commands.register_audit(commands)
+    account_commands.register_keys(commands)
     return parser
 
 

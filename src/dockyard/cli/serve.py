@@ -46,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     from dockyard.metadata import migrate
 
     migrate.upgrade(settings.database_url)
+    if settings.auth.enabled:
+        from dockyard.cli.bootstrap import prepare_auth
+
+        prepare_auth(settings)
     logger.info(
         "starting",
         extra={

@@ -112,3 +112,77 @@ uploads = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+# -- access control ------------------------------------------------------------
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", Name, nullable=False, unique=True),
+    # NULL for users who authenticate elsewhere (LDAP).
+    sa.Column("password_hash", sa.String(255)),
+    sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+namespaces = sa.Table(
+    "namespaces",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", Name, nullable=False, unique=True),
+    sa.Column("public", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+# A role held in a namespace by a user or a directory group, on every repository
+# of the namespace or only on those matching `pattern`.
+role_bindings = sa.Table(
+    "role_bindings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "namespace_id",
+        sa.Integer,
+        sa.ForeignKey("namespaces.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("subject_kind", sa.String(16), nullable=False),
+    sa.Column("subject", Name, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("pattern", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("namespace_id", "subject_kind", "subject", "pattern"),
+)
+
+robots = sa.Table(
+    "robots",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", Name, nullable=False, unique=True),
+    sa.Column("secret_hash", sa.String(255), nullable=False),
+    sa.Column("grants", sa.Text, nullable=False),
+    sa.Column("expires_at", sa.Float),
+    sa.Column("revoked", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_used_at", sa.Float),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(512)),
+    sa.Column("namespace", sa.String(255)),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("remote", sa.String(64)),
+    sa.Column("detail", sa.Text),
+    sa.Index("ix_audit_events_time", "time"),
+    sa.Index("ix_audit_events_namespace", "namespace", "time"),
+    sa.Index("ix_audit_events_actor", "actor", "time"),
+)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dockyard.auth.access import AccessControl
 from dockyard.metadata import MetadataStore
-from dockyard.metadata.executor import create_executor
+from dockyard.metadata.account_store import AccountStore
+from dockyard.metadata.executor import SqliteExecutor, create_executor
 from dockyard.services.blobs import BlobService
 from dockyard.services.discovery import DiscoveryService
 from dockyard.services.manifests import ManifestService
@@ -18,25 +20,53 @@ from dockyard.storage import StorageDriver, create_driver
 class Services:
     settings: Settings
     store: MetadataStore
+    accounts: AccountStore
     storage: StorageDriver
     blobs: BlobService
     uploads: UploadService
     manifests: ManifestService
     discovery: DiscoveryService
+    # None when authentication is switched off: everything is allowed.
+    access: AccessControl | None
 
     async def close(self) -> None:
         await self.store.close()
 
 
+def build_access(settings: Settings, accounts: AccountStore) -> AccessControl | None:
+    if not settings.auth.enabled:
+        return None
+    from dockyard.auth.authenticate import build_authenticator
+    from dockyard.auth.keys import SigningKeys
+    from dockyard.auth.policy import AccessPolicy
+    from dockyard.auth.tokens import TokenService
+
+    keys = SigningKeys(settings.keys_dir)
+    keys.load()
+    tokens = TokenService(
+        keys, settings.auth.issuer, settings.auth.service, settings.auth.token_ttl
+    )
+    return AccessControl(
+        tokens,
+        build_authenticator(settings.auth, accounts),
+        AccessPolicy(accounts),
+        accounts,
+    )
+
+
 def build_services(settings: Settings) -> Services:
-    store = MetadataStore(create_executor(settings.database_url))
+    executor: SqliteExecutor = create_executor(settings.database_url)
+    store = MetadataStore(executor)
+    accounts = AccountStore(executor)
     storage = create_driver(settings.storage.driver, root=settings.storage_root)
     return Services(
         settings=settings,
         store=store,
+        accounts=accounts,
         storage=storage,
         blobs=BlobService(store, storage),
         uploads=UploadService(store, storage),
         manifests=ManifestService(store),
         discovery=DiscoveryService(store),
+        access=build_access(settings, accounts),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from dockyard.metadata import MetadataStore
@@ -12,6 +13,10 @@ from dockyard.oci.errcodes import RegistryError
 
 # The most entries one page returns, whatever `n` asks for.
 MAX_PAGE = 10_000
+# Repositories read at a time when the catalog is filtered by access rights.
+CATALOG_BATCH = 500
+
+RepositoryFilter = Callable[[str], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +62,33 @@ class DiscoveryService:
             raise RegistryError(errcodes.NAME_UNKNOWN, detail={"name": repository})
         return _page(names, size)
 
-    async def catalog(self, size: int | None, last: str | None) -> Page:
+    async def catalog(
+        self,
+        size: int | None,
+        last: str | None,
+        visible: RepositoryFilter | None = None,
+    ) -> Page:
         if size == 0:
             return Page([], None)
         limit = None if size is None else size + 1
-        return _page(await self.store.list_repositories(limit, last), size)
+        if visible is None:
+            return _page(await self.store.list_repositories(limit, last), size)
+        return _page(await self._visible_repositories(limit, last, visible), size)
+
+    async def _visible_repositories(
+        self, limit: int | None, last: str | None, visible: RepositoryFilter
+    ) -> list[str]:
+        """Read the catalog in batches, keeping what the caller may see."""
+        kept: list[str] = []
+        while limit is None or len(kept) < limit:
+            batch = await self.store.list_repositories(CATALOG_BATCH, last)
+            for name in batch:
+                if await visible(name):
+                    kept.append(name)
+            if len(batch) < CATALOG_BATCH:
+                break
+            last = batch[-1]
+        return kept if limit is None else kept[:limit]
 
     async def referrers(
         self, repository: str, subject: Digest, artifact_type: str | None

@@ -71,8 +71,6 @@ class OidcFederation:
         jwks_ttl: float = DEFAULT_JWKS_TTL,
         refetch_interval: float = DEFAULT_REFETCH_INTERVAL,
     ) -> None:
-        for item in issuers:
-            _warn_open_rules(item)
         self._sources = {item.issuer: _KeySource(item) for item in issuers}
         self._http = http
         self._jwks_ttl = jwks_ttl
@@ -179,17 +177,6 @@ class OidcFederation:
                 response = await client.get(url)
         response.raise_for_status()
         return response.json()
-
-
-def _warn_open_rules(issuer: OidcIssuer) -> None:
-    # A rule without claims admits every token of its issuer, which for a
-    # shared issuer such as GitHub's means every pipeline of every user.
-    for index, rule in enumerate(issuer.rules):
-        if not rule.claims:
-            logger.warning(
-                "oidc rule matches every token of its issuer",
-                extra={"iss": issuer.issuer, "rule": index},
-            )
 
 
 def _parse_jwks(document: object) -> _Keys:

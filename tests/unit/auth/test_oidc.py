@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 import httpx
+import pydantic
 import pytest
 from cryptography.hazmat.primitives import serialization
 
@@ -191,13 +192,12 @@ async def test_no_matching_rule_returns_none_and_logs(
     assert token not in caplog.text
 
 
-def test_rule_without_claims_is_warned_about(
-    issuer: OidcTestIssuer, caplog: pytest.LogCaptureFixture
+def test_rule_without_claims_is_refused_by_the_settings(
+    issuer: OidcTestIssuer,
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="dockyard.auth.oidc"):
+    # A rule without claims would admit every pipeline of a shared issuer.
+    with pytest.raises(pydantic.ValidationError):
         federation(issuer, {**API_PUSH, "claims": {}})
-
-    assert "oidc rule matches every token of its issuer" in caplog.messages
 
 
 # Refused tokens.

@@ -112,6 +112,10 @@ async def require(request: Request, repository: str, *actions: str) -> Caller:
     granted = await control.actions(caller, repository)
     if granted.issuperset(actions):
         return caller
+    scope = f"repository:{repository}:{','.join(sorted(actions))}"
+    if caller.identity.is_anonymous:
+        # The ordinary first step of the token dance, not worth an audit entry.
+        raise RegistryError(errcodes.UNAUTHORIZED, headers=challenge(request, scope))
     await control.audit(
         "access.denied",
         "failure",
@@ -121,9 +125,6 @@ async def require(request: Request, repository: str, *actions: str) -> Caller:
         remote=remote_address(request),
         detail={"wanted": sorted(actions), "method": request.method},
     )
-    scope = f"repository:{repository}:{','.join(sorted(actions))}"
-    if caller.identity.is_anonymous:
-        raise RegistryError(errcodes.UNAUTHORIZED, headers=challenge(request, scope))
     if caller.bearer:
         raise RegistryError(
             errcodes.UNAUTHORIZED,

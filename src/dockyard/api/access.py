@@ -63,9 +63,13 @@ async def identify(request: Request) -> Caller:
             errcodes.UNAVAILABLE, "the identity provider cannot be reached"
         ) from exc
     except LockedOut as exc:
-        await control.audit(
-            "login.locked", "failure", actor="unknown", remote=remote_address(request)
-        )
+        if exc.started:
+            await control.audit(
+                "login.locked",
+                "failure",
+                actor="unknown",
+                remote=remote_address(request),
+            )
         raise RegistryError(
             errcodes.TOOMANYREQUESTS, "too many failed logins, try again later"
         ) from exc

@@ -94,6 +94,10 @@ async def _password_grant(
     try:
         identity = await control.authenticator.login(username, password, source)
     except LockedOut as exc:
+        if exc.started:
+            await control.audit(
+                "login.locked", "failure", actor=username, remote=source
+            )
         raise RegistryError(errcodes.TOOMANYREQUESTS, "too many failed logins") from exc
     except BackendUnavailable as exc:
         raise RegistryError(

@@ -45,7 +45,15 @@ class DirectoryAuthenticator(Protocol):
 
 
 class LockedOut(Exception):
-    """Too many failed logins from this source; try again later."""
+    """Too many failed logins from this source; try again later.
+
+    `started` is true for the failure that caused the lock-out, so that it is
+    reported once rather than at every refused attempt.
+    """
+
+    def __init__(self, source: str, *, started: bool = False) -> None:
+        super().__init__(source)
+        self.started = started
 
 
 class BackendUnavailable(Exception):
@@ -91,6 +99,7 @@ class Authenticator:
         if identity is None:
             if self.lockout.failed(source):
                 logger.warning("login locked out", extra={"source": source})
+                raise LockedOut(source, started=True)
             return None
         self.lockout.succeeded(source)
         if len(self._cache) >= CACHE_SIZE:

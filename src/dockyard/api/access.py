@@ -9,6 +9,8 @@ A repository the caller may not see answers the same whether it exists or not.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.requests import Request
 
 from dockyard.api.common import services
@@ -153,7 +155,7 @@ async def audit(
     action: str,
     target: str,
     namespace: str | None = None,
-    detail: dict[str, object] | None = None,
+    detail: Mapping[str, object] | None = None,
 ) -> None:
     """Record a change (push, delete, ...) by this request's caller."""
     control = services(request).access

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dockyard.auth.authenticate import Authenticator
@@ -113,7 +114,7 @@ class AccessControl:
         target: str | None = None,
         namespace: str | None = None,
         remote: str | None = None,
-        detail: dict[str, object] | None = None,
+        detail: Mapping[str, object] | None = None,
     ) -> None:
         try:
             await self.store.record_event(
@@ -123,7 +124,7 @@ class AccessControl:
                 target=target,
                 namespace=namespace,
                 remote=remote,
-                detail=detail,
+                detail=dict(detail) if detail else None,
             )
         except Exception:
             # The audit trail must not take the registry down with it.

@@ -36,12 +36,14 @@ class RegistryServer:
         workers: int = 1,
         extra_args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        scheme: str = "http",
     ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.workers = workers
         self.extra_args = extra_args
         self.env = env or {}
+        self.scheme = scheme
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
 
@@ -51,7 +53,7 @@ class RegistryServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{self.scheme}://{self.host}"
 
     def start(self) -> RegistryServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -91,7 +93,10 @@ class RegistryServer:
                     + self.log_path.read_text(errors="replace")[-4000:]
                 )
             try:
-                if httpx.get(f"{self.url}/v2/", timeout=1.0).status_code == 200:
+                # 401 is a ready registry with authentication switched on; TLS
+                # is not verified here, only that the server answers.
+                answer = httpx.get(f"{self.url}/v2/", timeout=1.0, verify=False)
+                if answer.status_code in (200, 401):
                     return
             except httpx.TransportError:
                 pass

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api import base, blobs, discovery, manifests, token, uploads
+from dockyard.api import base, blobs, discovery, management, manifests, token, uploads
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -49,4 +49,5 @@ ROUTES = [
     ),
     _route(f"{_NAME}/tags/list", GET=discovery.list_tags),
     _route(f"{_NAME}/referrers/{{digest}}", GET=discovery.list_referrers),
+    *management.ROUTES,
 ]

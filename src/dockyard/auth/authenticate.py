@@ -13,6 +13,7 @@ import hmac
 import logging
 import secrets
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from anyio import to_thread
@@ -60,6 +61,13 @@ class BackendUnavailable(Exception):
     """The directory or an identity provider could not be reached."""
 
 
+@dataclass(frozen=True, slots=True)
+class _CachedLogin:
+    expires: float
+    identity: Identity
+    standing: str | None
+
+
 class Authenticator:
     def __init__(
         self,
@@ -76,7 +84,7 @@ class Authenticator:
         self.directory = directory
         self.federation = federation
         self._cache_key = secrets.token_bytes(32)
-        self._cache: dict[bytes, tuple[float, Identity]] = {}
+        self._cache: dict[bytes, _CachedLogin] = {}
 
     async def login(self, username: str, password: str, source: str) -> Identity | None:
         """The identity for these credentials, or None (counted as a failure)."""
@@ -86,8 +94,12 @@ class Authenticator:
             self._cache_key, f"{username}\0{password}".encode(), hashlib.sha256
         ).digest()
         cached = self._cache.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        if cached is not None:
+            if cached.expires > time.monotonic() and (
+                await self._standing(username) == cached.standing
+            ):
+                return cached.identity
+            del self._cache[key]
 
         try:
             identity = await self._check(username, password) if password else None
@@ -104,8 +116,32 @@ class Authenticator:
         self.lockout.succeeded(source)
         if len(self._cache) >= CACHE_SIZE:
             del self._cache[next(iter(self._cache))]
-        self._cache[key] = (time.monotonic() + CACHE_SECONDS, identity)
+        standing = await self._standing(username)
+        if standing is not None:
+            self._cache[key] = _CachedLogin(
+                time.monotonic() + CACHE_SECONDS, identity, standing
+            )
         return identity
+
+    async def _standing(self, username: str) -> str | None:
+        """What a cached login depends on, read back cheaply at every use.
+
+        A changed password, a deleted user, or a revoked or expired robot must
+        end a cached login at once, without paying for bcrypt again.
+        """
+        if username.startswith(ROBOT_PREFIX):
+            robot = await self.store.get_robot(username)
+            if robot is None or robot.revoked:
+                return None
+            if robot.expires_at is not None and robot.expires_at < time.time():
+                return None
+            return robot.secret_hash
+        if username == OIDC_USERNAME and self.federation is not None:
+            return "federated"  # the ID token itself carries its expiry
+        user = await self.store.get_user(username.lower())
+        if user is None:
+            return None
+        return f"{user.password_hash}:{user.is_admin}"
 
     async def _check(self, username: str, password: str) -> Identity | None:
         if username.startswith(ROBOT_PREFIX):

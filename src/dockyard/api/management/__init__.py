@@ -1,0 +1,61 @@
+"""The management API under /api/v1: users, namespaces, members, robots, audit.
+
+JSON in and out, errors in the registry's envelope. It needs authentication to
+be enabled; without it every endpoint but the OpenAPI document answers 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from dockyard.api.management import audit, members, namespaces, openapi, robots, users
+from dockyard.api.management.common import PREFIX, control
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _resource(path: str, *, guarded: bool = True, **handlers: Handler) -> Route:
+    """One route per path, dispatching on the method (a 405 lists them all)."""
+    if "GET" in handlers:
+        handlers.setdefault("HEAD", handlers["GET"])
+
+    async def dispatch(request: Request) -> Response:
+        if guarded:
+            control(request)  # 404 when authentication is switched off
+        return await handlers[request.method](request)
+
+    return Route(PREFIX + path, dispatch, methods=list(handlers))
+
+
+ROUTES = [
+    _resource("/openapi.json", guarded=False, GET=openapi.openapi),
+    _resource("/users", GET=users.list_users, POST=users.create_user),
+    _resource("/users/{username}", GET=users.get_user, DELETE=users.delete_user),
+    _resource("/users/{username}/password", PUT=users.change_password),
+    _resource(
+        "/namespaces",
+        GET=namespaces.list_namespaces,
+        POST=namespaces.create_namespace,
+    ),
+    _resource(
+        "/namespaces/{name}",
+        GET=namespaces.get_namespace,
+        PATCH=namespaces.update_namespace,
+        DELETE=namespaces.delete_namespace,
+    ),
+    _resource(
+        "/namespaces/{name}/members",
+        GET=members.list_members,
+        PUT=members.put_member,
+        DELETE=members.delete_member,
+    ),
+    _resource("/robots", GET=robots.list_robots, POST=robots.create_robot),
+    _resource("/robots/{name}", DELETE=robots.revoke_robot),
+    _resource("/audit", GET=audit.list_events),
+]
+
+__all__ = ["ROUTES"]

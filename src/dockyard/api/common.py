@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from dockyard.oci.reference import validate_name
 from dockyard.services.container import Services
@@ -32,3 +36,24 @@ def upload_url(name: str, upload_id: str) -> str:
 def upload_range(size: int) -> str:
     """The spec's inclusive `Range` of bytes received so far (`0-0` when empty)."""
     return f"0-{max(size - 1, 0)}"
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def route(
+    path: str, *, guard: Callable[[Request], object] | None = None, **handlers: Handler
+) -> Route:
+    """One route per path, dispatching on the method, so a 405 lists them all.
+
+    `guard` runs before every handler of the route (it raises to refuse).
+    """
+    if "GET" in handlers:
+        handlers.setdefault("HEAD", handlers["GET"])
+
+    async def dispatch(request: Request) -> Response:
+        if guard is not None:
+            guard(request)
+        return await handlers[request.method](request)
+
+    return Route(path, dispatch, methods=list(handlers))

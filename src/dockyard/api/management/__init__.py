@@ -6,29 +6,16 @@ be enabled; without it every endpoint but the OpenAPI document answers 404.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
+from dockyard.api.common import Handler, route
 from dockyard.api.management import audit, members, namespaces, openapi, robots, users
 from dockyard.api.management.common import PREFIX, control
 
-Handler = Callable[[Request], Awaitable[Response]]
-
 
 def _resource(path: str, *, guarded: bool = True, **handlers: Handler) -> Route:
-    """One route per path, dispatching on the method (a 405 lists them all)."""
-    if "GET" in handlers:
-        handlers.setdefault("HEAD", handlers["GET"])
-
-    async def dispatch(request: Request) -> Response:
-        if guarded:
-            control(request)  # 404 when authentication is switched off
-        return await handlers[request.method](request)
-
-    return Route(PREFIX + path, dispatch, methods=list(handlers))
+    # `control` answers 404 when authentication is switched off.
+    return route(PREFIX + path, guard=control if guarded else None, **handlers)
 
 
 ROUTES = [

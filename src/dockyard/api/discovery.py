@@ -74,6 +74,6 @@ async def _catalog_filter(request: Request) -> RepositoryFilter | None:
         return None
 
     async def visible(name: str) -> bool:
-        return PULL in await control.actions(caller, name)
+        return PULL in await control.rights(caller, name)
 
     return visible

@@ -126,6 +126,13 @@ async def _refresh_grant(
         raise RegistryError(errcodes.UNAUTHORIZED, str(exc)) from exc
     identity = claims.identity
     if not claims.is_refresh:
+        await control.audit(
+            "token.rejected",
+            "failure",
+            actor=identity.subject,
+            remote=remote_address(request),
+            detail={"reason": "not a refresh token"},
+        )
         raise RegistryError(errcodes.UNAUTHORIZED, "not a refresh token")
     # A refresh token outlives password changes; a deleted user loses it.
     if identity.kind == "user":

@@ -96,8 +96,17 @@ class AccessControl:
         raise Unauthenticated(f"unsupported authorization scheme {scheme!r}", "unknown")
 
     async def actions(self, caller: Caller, repository: str) -> frozenset[str]:
+        """What this request may do: a token's grants are final, else the policy."""
         if caller.claims is not None:
             return caller.claims.actions_on("repository", repository)
+        return await self.policy.actions(caller.identity, repository)
+
+    async def rights(self, caller: Caller, repository: str) -> frozenset[str]:
+        """What the caller may do on any repository, whatever their token names.
+
+        The catalog token covers `registry:catalog:*` only; which repositories
+        it lists depends on the caller's own rights.
+        """
         return await self.policy.actions(caller.identity, repository)
 
     def may_list_catalog(self, caller: Caller) -> bool:

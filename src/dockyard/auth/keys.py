@@ -23,8 +23,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 logger = logging.getLogger(__name__)
 
-# How often an unknown key id may trigger a re-read of the folder.
-RESCAN_INTERVAL = 5.0
+# How often the folder is looked at for keys rotated or retired by another
+# process (`dockyard keys ...`): one stat call, and a re-read when it changed.
+CHECK_INTERVAL = 1.0
 
 
 def _b64(data: bytes) -> str:
@@ -48,7 +49,11 @@ class SigningKeys:
         self.directory = directory
         self._keys: dict[str, ec.EllipticCurvePrivateKey] = {}
         self._current: str | None = None
-        self._scanned_at = 0.0
+        self._checked_at = 0.0
+        self._folder_mtime = 0
+        # Changes whenever the set of keys does; caches of verified tokens
+        # compare it to forget tokens signed by a retired key.
+        self.revision = 0
 
     def load(self, *, create: bool = True) -> None:
         """Read every key in the folder, generating the first one if asked."""
@@ -57,15 +62,27 @@ class SigningKeys:
         if not self._keys and create:
             self.rotate()
 
+    def refresh(self) -> None:
+        """Re-read the folder if it changed (checked at most once a second)."""
+        now = time.monotonic()
+        if now - self._checked_at < CHECK_INTERVAL:
+            return
+        self._checked_at = now
+        if self.directory.stat().st_mtime_ns != self._folder_mtime:
+            self._scan()
+
     def _scan(self) -> None:
+        self._folder_mtime = self.directory.stat().st_mtime_ns
         keys: dict[str, tuple[float, ec.EllipticCurvePrivateKey]] = {}
         for path in self.directory.glob("*.pem"):
             key = serialization.load_pem_private_key(path.read_bytes(), None)
             if isinstance(key, ec.EllipticCurvePrivateKey):
                 keys[thumbprint(key.public_key())] = (path.stat().st_mtime, key)
+        if set(keys) != set(self._keys):
+            self.revision += 1
         self._keys = {kid: key for kid, (_, key) in keys.items()}
         self._current = max(keys, key=lambda kid: keys[kid][0]) if keys else None
-        self._scanned_at = time.monotonic()
+        self._checked_at = time.monotonic()
 
     def rotate(self) -> str:
         """Create a new signing key; older keys keep verifying until retired."""
@@ -96,14 +113,12 @@ class SigningKeys:
 
     @property
     def current(self) -> tuple[str, ec.EllipticCurvePrivateKey]:
+        self.refresh()
         if self._current is None:
             raise RuntimeError("no signing key loaded")
         return self._current, self._keys[self._current]
 
     def public_key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
+        self.refresh()
         key = self._keys.get(kid)
-        if key is None and time.monotonic() - self._scanned_at > RESCAN_INTERVAL:
-            # Another process may have rotated the keys since we read them.
-            self._scan()
-            key = self._keys.get(kid)
         return None if key is None else key.public_key()

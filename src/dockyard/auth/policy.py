@@ -35,21 +35,22 @@ class AccessPolicy:
         """Every action the identity may take on the repository."""
         if identity.is_admin:
             return ACTIONS
-        if identity.grants is not None:
-            granted: set[str] = set()
-            for grant in identity.grants:
-                if grant.covers(repository):
-                    granted |= grant.actions
-            return frozenset(granted)
-
         namespace = namespace_of(repository)
         if identity.kind == "user" and namespace == identity.subject:
             return ACTIONS  # everyone owns their personal namespace
+
         username = identity.subject if identity.kind == "user" else ""
         record, bindings = await self.accounts.bindings_for(
             namespace, username, identity.groups
         )
+        # Public namespaces: what anonymous callers may do, everyone may.
         granted = {PULL} if record is not None and record.public else set()
+        if identity.grants is not None:
+            # Robots and pipelines hold their explicit grants, never roles.
+            for grant in identity.grants:
+                if grant.covers(repository):
+                    granted |= grant.actions
+            return frozenset(granted)
         for binding in bindings:
             if pattern_covers(namespace, binding.pattern, repository):
                 granted |= ROLE_ACTIONS.get(binding.role, NONE)

@@ -45,6 +45,7 @@ class TokenService:
         self.audience = audience
         self.ttl = ttl
         self._verified: dict[str, TokenClaims] = {}
+        self._revision = keys.revision
 
     def issue(
         self, identity: Identity, access: list[dict[str, Any]]
@@ -72,6 +73,12 @@ class TokenService:
         return jwt.encode(payload, key, algorithm=ALGORITHM, headers={"kid": kid})
 
     def verify(self, token: str) -> TokenClaims:
+        self.keys.refresh()
+        if self.keys.revision != self._revision:
+            # A key was retired (or added): tokens verified before may no
+            # longer be trusted, so check every one again.
+            self._verified.clear()
+            self._revision = self.keys.revision
         cached = self._verified.get(token)
         if cached is not None:
             if cached.expires_at > time.time():

@@ -7,6 +7,7 @@ record what they change in the audit log, as the management API does.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import secrets
@@ -359,7 +360,7 @@ def audit_list(args: argparse.Namespace) -> int:
         )
     for event in events:
         if args.json:
-            print(json.dumps({**event.__dict__, "time": _when(event.time)}))
+            print(json.dumps({**dataclasses.asdict(event), "time": _when(event.time)}))
         else:
             print(
                 f"{_when(event.time)}\t{event.actor}\t{event.action}\t{event.outcome}"

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dockyard.auth.passwords import hash_password, read_htpasswd
+from dockyard.auth.passwords import HtpasswdError, hash_password, read_htpasswd
 from dockyard.auth.policy import ROLES
 from dockyard.cli.database import CommandError, load, transaction
 from dockyard.cli.options import add_config_option
@@ -43,7 +43,12 @@ def _guarded(
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
-        except (CommandError, accounts.AlreadyExists, accounts.NotFound) as exc:
+        except (
+            CommandError,
+            HtpasswdError,
+            accounts.AlreadyExists,
+            accounts.NotFound,
+        ) as exc:
             print(f"dockyard: {exc}", file=sys.stderr)
             return 1
 

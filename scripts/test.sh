@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(skopeo podman buildah umoci docker-registry slapd ldap-utils)
+DEBIAN_PACKAGES=(skopeo podman buildah umoci docker-registry slapd ldap-utils postgresql)
 
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do

@@ -16,13 +16,13 @@ from dockyard.metadata.accounts import (
     RobotRecord,
     UserRecord,
 )
-from dockyard.metadata.executor import SqliteExecutor
+from dockyard.metadata.executor import Executor
 
 T = TypeVar("T")
 
 
 class AccountStore:
-    def __init__(self, executor: SqliteExecutor) -> None:
+    def __init__(self, executor: Executor) -> None:
         self._db = executor
 
     async def read(self, query: Callable[..., T], **arguments: Any) -> T:

@@ -9,6 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Connections per process to a server database.
+POOL_SIZE = 10
+POOL_OVERFLOW = 20
 
 # The driver each backend's URL is given when none is named.
 _DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
@@ -57,7 +60,10 @@ def _tune_sqlite(engine: sa.Engine) -> None:
 def create_sync_engine(url: str) -> sa.Engine:
     parsed = sync_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(parsed)
+        # Dropped connections (a database restart) are replaced, not reported.
+        return sa.create_engine(
+            parsed, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_pre_ping=True
+        )
     # SQLite connections move between the event loop and writer threads.
     engine = sa.create_engine(parsed, connect_args={"check_same_thread": False})
     _tune_sqlite(engine)

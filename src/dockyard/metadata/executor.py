@@ -1,17 +1,21 @@
 """How queries reach the database without stalling the event loop more than needed.
 
-Queries are plain functions of a SQLAlchemy `Connection`. On SQLite, reads run
-inline on the event loop: in WAL mode a read never waits for a writer and takes
-microseconds, so a thread hop would cost more than the query. Writes may wait for
-another process's write lock, so they run in a worker thread and begin with
-`BEGIN IMMEDIATE`, which takes that lock up front.
+Queries are plain functions of a SQLAlchemy `Connection`; an executor decides
+where each one runs.
+
+- SQLite: reads run inline on the event loop. In WAL mode a read never waits for
+  a writer and takes microseconds, so a thread hop would cost more than the
+  query. Writes may wait for another process's write lock, so they run in a
+  worker thread and begin with `BEGIN IMMEDIATE`, which takes that lock up front.
+- PostgreSQL: every query goes over the network, so reads and writes both run in
+  worker threads, on a connection pool shared by the process.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import sqlalchemy as sa
 from anyio import to_thread
@@ -19,6 +23,14 @@ from anyio import to_thread
 from dockyard.metadata.engine import create_sync_engine
 
 T = TypeVar("T")
+
+
+class Executor(Protocol):
+    dialect: str
+
+    async def read(self, query: Callable[[sa.Connection], T]) -> T: ...
+    async def write(self, change: Callable[[sa.Connection], T]) -> T: ...
+    async def close(self) -> None: ...
 
 
 class SqliteExecutor:
@@ -59,10 +71,28 @@ class SqliteExecutor:
         self.engine.dispose()
 
 
-def create_executor(url: str) -> SqliteExecutor:
-    backend = sa.make_url(url).get_backend_name()
-    if backend != "sqlite":
-        raise ValueError(
-            f"database backend {backend!r} is not supported yet; use SQLite"
-        )
-    return SqliteExecutor(url)
+class ThreadedExecutor:
+    """For server databases: each query in a worker thread, pooled connections."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_sync_engine(url)
+        self.dialect = self.engine.dialect.name
+
+    async def read(self, query: Callable[[sa.Connection], T]) -> T:
+        return await to_thread.run_sync(self._run, query)
+
+    async def write(self, change: Callable[[sa.Connection], T]) -> T:
+        return await to_thread.run_sync(self._run, change)
+
+    def _run(self, work: Callable[[sa.Connection], T]) -> T:
+        with self.engine.begin() as conn:
+            return work(conn)
+
+    async def close(self) -> None:
+        self.engine.dispose()
+
+
+def create_executor(url: str) -> Executor:
+    if sa.make_url(url).get_backend_name() == "sqlite":
+        return SqliteExecutor(url)
+    return ThreadedExecutor(url)

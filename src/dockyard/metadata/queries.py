@@ -236,11 +236,15 @@ def _check_references(
 ) -> None:
     wanted_blobs = {d.digest for d in parsed.blobs if not d.is_external}
     if wanted_blobs:
+        # FOR SHARE (PostgreSQL; SQLite serialises writers anyway) holds off a
+        # concurrent blob delete until this manifest is committed.
         found = conn.execute(
-            sa.select(repository_blobs.c.digest).where(
+            sa.select(repository_blobs.c.digest)
+            .where(
                 repository_blobs.c.repository_id == repository,
                 repository_blobs.c.digest.in_(wanted_blobs),
             )
+            .with_for_update(read=True)
         )
         missing = wanted_blobs - set(found.scalars())
         if missing:
@@ -252,10 +256,12 @@ def _check_references(
     wanted_children = {d.digest for d in parsed.children}
     if wanted_children:
         found = conn.execute(
-            sa.select(manifests.c.digest).where(
+            sa.select(manifests.c.digest)
+            .where(
                 manifests.c.repository_id == repository,
                 manifests.c.digest.in_(wanted_children),
             )
+            .with_for_update(read=True)
         )
         missing = wanted_children - set(found.scalars())
         if missing:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from dockyard.metadata import queries
-from dockyard.metadata.executor import SqliteExecutor
+from dockyard.metadata.executor import Executor
 from dockyard.metadata.records import (
     BlobRecord,
     ManifestRecord,
@@ -19,7 +19,7 @@ from dockyard.oci.manifest import ParsedManifest
 class MetadataStore:
     """Repositories, manifests, tags, blob links and uploads, in one database."""
 
-    def __init__(self, executor: SqliteExecutor) -> None:
+    def __init__(self, executor: Executor) -> None:
         self._db = executor
 
     @property

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from dockyard.auth.access import AccessControl
 from dockyard.metadata import MetadataStore
 from dockyard.metadata.account_store import AccountStore
-from dockyard.metadata.executor import SqliteExecutor, create_executor
+from dockyard.metadata.executor import Executor, create_executor
 from dockyard.services.blobs import BlobService
 from dockyard.services.discovery import DiscoveryService
 from dockyard.services.manifests import ManifestService
@@ -55,7 +55,7 @@ def build_access(settings: Settings, accounts: AccountStore) -> AccessControl | 
 
 
 def build_services(settings: Settings) -> Services:
-    executor: SqliteExecutor = create_executor(settings.database_url)
+    executor: Executor = create_executor(settings.database_url)
     store = MetadataStore(executor)
     accounts = AccountStore(executor)
     storage = create_driver(settings.storage.driver, root=settings.storage_root)

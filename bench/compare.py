@@ -10,6 +10,7 @@ See bench/README.md for what each workload measures and how to read the ratios.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import shutil
@@ -19,28 +20,39 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 
 from benchlib import BenchError
 from benchlib.blobs import MIB, make_blob_file
-from benchlib.report import REFERENCE, SUBJECT, summarise, table, write_json
+from benchlib.report import (
+    REFERENCE,
+    SUBJECT,
+    auth_cost,
+    summarise,
+    table,
+    write_json,
+)
 from benchlib.servers import (
+    DOCKYARD_AUTH,
     RunningServer,
     ensure_distribution,
+    new_admin_credentials,
     start_distribution,
     start_dockyard,
     try_apt_install,
 )
 from benchlib.workloads import (
+    AUTH_HEAD,
     FAILURES,
     HEAD,
     MEMORY_PULL,
     MEMORY_PUSH,
     Measurement,
     Settings,
+    measure_auth_head,
     measure_head,
     measure_memory,
     measure_pull,
@@ -61,6 +73,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--blob-mib", type=int, default=256, help="push/pull size")
     parser.add_argument(
         "--skip-memory", action="store_true", help="skip the 1 GiB peak-RSS phase"
+    )
+    parser.add_argument(
+        "--skip-auth",
+        action="store_true",
+        help="skip the HEAD load against a second Dockyard with token auth",
     )
     parser.add_argument("--workers", type=int, default=2, help="Dockyard workers")
     parser.add_argument(
@@ -115,27 +132,65 @@ def start_servers(
     args: argparse.Namespace, workdir: Path, stack: ExitStack
 ) -> tuple[list[RunningServer], dict[str, str]]:
     """Start the requested servers; one that fails is reported and left out."""
-    wanted = [name.strip().lower() for name in args.servers.split(",")]
     servers: list[RunningServer] = []
     failures: dict[str, str] = {}
-    for name in wanted:
-        try:
-            server = _start_one(name, args, workdir)
-        except BenchError as error:
-            label = SUBJECT if name == "dockyard" else REFERENCE
-            failures[label] = str(error)
-            print(f"!! {label} did not start: {error}", flush=True)
-            continue
-        stack.callback(server.stop)
-        try:
-            server.wait_ready()
-        except BenchError as error:
-            failures[server.name] = str(error)
-            print(f"!! {server.name} did not start: {error}", flush=True)
-            continue
-        print(f"{server.name} ready on port {server.port} (pid {server.pid})")
-        servers.append(server)
+    for name in _wanted(args):
+        label = SUBJECT if name == "dockyard" else REFERENCE
+        start = functools.partial(_start_one, name, args, workdir)
+        server = _bring_up(label, start, stack, failures)
+        if server is not None:
+            servers.append(server)
     return servers, failures
+
+
+def start_auth_server(
+    args: argparse.Namespace,
+    workdir: Path,
+    stack: ExitStack,
+    failures: dict[str, str],
+) -> RunningServer | None:
+    """A second Dockyard with authentication on, unless skipped or not wanted."""
+    if args.skip_auth or "dockyard" not in _wanted(args):
+        return None
+
+    def start() -> RunningServer:
+        return start_dockyard(
+            args.python,
+            workdir,
+            args.workers,
+            args.dockyard_log_level,
+            credentials=new_admin_credentials(),
+        )
+
+    return _bring_up(DOCKYARD_AUTH, start, stack, failures)
+
+
+def _wanted(args: argparse.Namespace) -> list[str]:
+    return [name.strip().lower() for name in args.servers.split(",")]
+
+
+def _bring_up(
+    label: str,
+    start: Callable[[], RunningServer],
+    stack: ExitStack,
+    failures: dict[str, str],
+) -> RunningServer | None:
+    """Start one server, stopped with ``stack``; a failure is reported and None."""
+    try:
+        server = start()
+    except BenchError as error:
+        failures[label] = str(error)
+        print(f"!! {label} did not start: {error}", flush=True)
+        return None
+    stack.callback(server.stop)
+    try:
+        server.wait_ready()
+    except BenchError as error:
+        failures[server.name] = str(error)
+        print(f"!! {server.name} did not start: {error}", flush=True)
+        return None
+    print(f"{server.name} ready on port {server.port} (pid {server.pid})")
+    return server
 
 
 def _start_one(name: str, args: argparse.Namespace, workdir: Path) -> RunningServer:
@@ -173,13 +228,19 @@ def _in_turn(servers: list[RunningServer], run: int) -> list[RunningServer]:
 
 def run_transfers(
     servers: list[RunningServer],
+    auth: RunningServer | None,
     args: argparse.Namespace,
     settings: Settings,
     workdir: Path,
     samples: list[Measurement],
 ) -> None:
-    """Push, pull and HEAD workloads, ``--runs`` times, on every server."""
-    images = {server.name: _prepare(server) for server in servers}
+    """Push, pull and HEAD workloads, ``--runs`` times, on every server.
+
+    ``auth``, a Dockyard with authentication on, only takes the HEAD load, in
+    turn with the others.
+    """
+    heads = servers + ([auth] if auth else [])
+    images = {server.name: _prepare(server) for server in heads}
     for run in range(1, args.runs + 1):
         blob = make_blob_file(workdir / f"blob-{run}.bin", args.blob_mib * MIB, run)
         pushed: set[str] = set()
@@ -191,14 +252,25 @@ def run_transfers(
         for server in _in_turn(servers, run):
             if server.name in pushed:
                 _record(measure_pull(server, blob, run, settings), samples, args.runs)
-        for server in _in_turn(servers, run):
-            image = images[server.name]
-            if isinstance(image, str):
-                sample = measure_head(server, image, run, settings)
-            else:
-                sample = Measurement(server.name, HEAD, run, "req/s", error=image.error)
-            _record(sample, samples, args.runs)
+        for server in _in_turn(heads, run):
+            _record(
+                _head_sample(server, images[server.name], run, settings),
+                samples,
+                args.runs,
+            )
         blob.path.unlink()
+
+
+def _head_sample(
+    server: RunningServer, image: str | Measurement, run: int, settings: Settings
+) -> Measurement:
+    if isinstance(image, Measurement):
+        return Measurement(
+            image.server, image.workload, run, "req/s", error=image.error
+        )
+    if server.credentials is None:
+        return measure_head(server, image, run, settings)
+    return measure_auth_head(server, image, run, settings, SUBJECT)
 
 
 def _prepare(server: RunningServer) -> str | Measurement:
@@ -206,7 +278,9 @@ def _prepare(server: RunningServer) -> str | Measurement:
         return prepare_image(server)
     except FAILURES as error:
         print(f"!! {server.name}: pushing the HEAD test image failed: {error}")
-        return Measurement(server.name, HEAD, 0, "req/s", error=str(error))
+        if server.credentials is None:
+            return Measurement(server.name, HEAD, 0, "req/s", error=str(error))
+        return Measurement(SUBJECT, AUTH_HEAD, 0, "req/s", error=str(error))
 
 
 def _record(sample: Measurement, samples: list[Measurement], runs: int) -> None:
@@ -255,11 +329,15 @@ def memory_verdicts(samples: list[Measurement]) -> list[str]:
 def load_notes(samples: list[Measurement]) -> list[str]:
     """How much CPU the HEAD load generator took next to each server."""
     lines = []
-    for server in (SUBJECT, REFERENCE):
+    for server, workload, name in (
+        (SUBJECT, HEAD, "HEAD"),
+        (SUBJECT, AUTH_HEAD, "token-auth HEAD"),
+        (REFERENCE, HEAD, "HEAD"),
+    ):
         heads = [
             s.details
             for s in samples
-            if s.server == server and s.workload == HEAD and s.details
+            if s.server == server and s.workload == workload and s.details
         ]
         if not heads:
             continue
@@ -267,11 +345,20 @@ def load_notes(samples: list[Measurement]) -> list[str]:
         serving = statistics.median(float(str(d["server_cores"])) for d in heads)
         cores = os.cpu_count() or 1
         lines.append(
-            f"{server} HEAD load ({heads[0]['tool']}): generator {generator:.2f} "
+            f"{server} {name} load ({heads[0]['tool']}): generator {generator:.2f} "
             f"cores ({generator / cores:.0%} of {cores}), server {serving:.2f} "
             "cores (medians)"
         )
     return lines
+
+
+def auth_cost_lines(samples: list[Measurement]) -> list[str]:
+    """Dockyard's HEAD throughput with token auth relative to without."""
+    if not any(s.workload == AUTH_HEAD for s in samples):
+        return []
+    cost = auth_cost(summarise(samples))
+    value = "n/a" if cost is None else f"{cost:.2f}"
+    return [f"token auth cost: HEAD req/s with auth / without auth = {value}"]
 
 
 def describe(args: argparse.Namespace, loadgen: str) -> dict[str, object]:
@@ -327,22 +414,24 @@ def benchmark(
     """Start the servers, run every phase, stop the servers."""
     with ExitStack() as stack:
         servers, failures = start_servers(args, workdir, stack)
+        auth = start_auth_server(args, workdir, stack, failures)
         meta["startup_failures"] = failures
         if not servers:
             raise BenchError("no server started")
         try:
-            run_transfers(servers, args, settings, workdir, samples)
+            run_transfers(servers, auth, args, settings, workdir, samples)
             if not args.skip_memory:
                 run_memory(servers, args, settings, workdir, samples)
         finally:
-            meta["servers"] = server_health(servers)
+            meta["servers"] = server_health(servers + ([auth] if auth else []))
 
 
 def report(samples: list[Measurement], meta: dict[str, object]) -> Path:
     """Print the medians table and notes, and write the JSON results."""
     print()
     print(table(summarise(samples)))
-    for line in load_notes(samples) + memory_verdicts(samples):
+    notes = auth_cost_lines(samples) + load_notes(samples)
+    for line in notes + memory_verdicts(samples):
         print(line)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = RESULTS_DIR / f"compare-{stamp}.json"

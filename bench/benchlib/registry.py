@@ -6,11 +6,12 @@ http.client keeps the client's own cost low and predictable: uploads are sent in
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import json
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from benchlib import BenchError
 from benchlib.blobs import MIB, BlobFile, blob_digest
@@ -26,6 +27,26 @@ MANIFEST_ACCEPT = ", ".join(
 
 
 @dataclass(frozen=True)
+class Credentials:
+    """A user name and password, sent as HTTP Basic."""
+
+    username: str
+    password: str
+
+    def basic(self) -> str:
+        pair = f"{self.username}:{self.password}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+@dataclass(frozen=True)
+class Token:
+    """A bearer token from the token endpoint and its lifetime in seconds."""
+
+    value: str
+    expires_in: float
+
+
+@dataclass(frozen=True)
 class Pulled:
     """What a blob download delivered."""
 
@@ -34,11 +55,18 @@ class Pulled:
 
 
 class RegistryClient:
-    """Talks to one registry on 127.0.0.1; a new connection per operation."""
+    """Talks to one registry on 127.0.0.1; a new connection per operation.
 
-    def __init__(self, port: int, timeout: float = 120.0) -> None:
+    ``authorization``, when given, is sent as the Authorization header of every
+    request except ``ping``.
+    """
+
+    def __init__(
+        self, port: int, timeout: float = 120.0, authorization: str | None = None
+    ) -> None:
         self.port = port
         self.timeout = timeout
+        self.authorization = authorization
 
     def base_url(self) -> str:
         return f"http://{HOST}:{self.port}"
@@ -47,6 +75,12 @@ class RegistryClient:
         return http.client.HTTPConnection(
             HOST, self.port, timeout=self.timeout, blocksize=BLOCK
         )
+
+    def _headers(self, headers: dict[str, str] | None = None) -> dict[str, str]:
+        merged = dict(headers or {})
+        if self.authorization:
+            merged["Authorization"] = self.authorization
+        return merged
 
     def ping(self) -> int:
         """Status of GET /v2/; raises OSError while nothing listens."""
@@ -63,7 +97,9 @@ class RegistryClient:
         """POST an upload session and return its location as path and query."""
         conn = self._connect()
         try:
-            conn.request("POST", f"/v2/{repo}/blobs/uploads/", body=b"")
+            conn.request(
+                "POST", f"/v2/{repo}/blobs/uploads/", body=b"", headers=self._headers()
+            )
             response = conn.getresponse()
             response.read()
             location = response.getheader("Location")
@@ -77,10 +113,12 @@ class RegistryClient:
     def push_blob_file(self, repo: str, blob: BlobFile) -> None:
         """Upload a blob with POST then one PUT carrying the whole body."""
         target = _with_digest(self.start_upload(repo), blob.digest)
-        headers = {
-            "Content-Type": "application/octet-stream",
-            "Content-Length": str(blob.size),
-        }
+        headers = self._headers(
+            {
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(blob.size),
+            }
+        )
         conn = self._connect()
         try:
             with blob.path.open("rb") as body:
@@ -95,7 +133,7 @@ class RegistryClient:
         """Upload a small blob held in memory; returns its digest."""
         digest = blob_digest(data)
         target = _with_digest(self.start_upload(repo), digest)
-        headers = {"Content-Type": "application/octet-stream"}
+        headers = self._headers({"Content-Type": "application/octet-stream"})
         conn = self._connect()
         try:
             conn.request("PUT", target, body=data, headers=headers)
@@ -110,7 +148,7 @@ class RegistryClient:
         """Download a blob, hashing the bytes as they arrive."""
         conn = self._connect()
         try:
-            conn.request("GET", f"/v2/{repo}/blobs/{digest}")
+            conn.request("GET", f"/v2/{repo}/blobs/{digest}", headers=self._headers())
             response = conn.getresponse()
             if response.status != 200:
                 response.read()
@@ -128,7 +166,7 @@ class RegistryClient:
                 "PUT",
                 f"/v2/{repo}/manifests/{tag}",
                 body=body,
-                headers={"Content-Type": OCI_MANIFEST},
+                headers=self._headers({"Content-Type": OCI_MANIFEST}),
             )
             response = conn.getresponse()
             response.read()
@@ -144,13 +182,27 @@ class RegistryClient:
             conn.request(
                 "HEAD",
                 f"/v2/{repo}/manifests/{tag}",
-                headers={"Accept": MANIFEST_ACCEPT},
+                headers=self._headers({"Accept": MANIFEST_ACCEPT}),
             )
             response = conn.getresponse()
             response.read()
             return response.status, response.getheader("Docker-Content-Digest")
         finally:
             conn.close()
+
+    def fetch_token(self, service: str, scope: str) -> Token:
+        """GET /auth/token for ``scope``, authenticated as this client."""
+        query = urlencode({"service": service, "scope": scope})
+        conn = self._connect()
+        try:
+            conn.request("GET", f"/auth/token?{query}", headers=self._headers())
+            response = conn.getresponse()
+            body = response.read()
+        finally:
+            conn.close()
+        if response.status != 200:
+            raise BenchError(f"token GET answered {response.status}")
+        return _parse_token(body)
 
     def push_small_image(self, repo: str, tag: str, layer: bytes) -> str:
         """Push a config blob, one layer and the manifest tying them together."""
@@ -178,6 +230,20 @@ def _expect_created(response: http.client.HTTPResponse, digest: str, what: str) 
     answered = response.getheader("Docker-Content-Digest")
     if answered != digest:
         raise BenchError(f"{what} gave Docker-Content-Digest {answered!r}")
+
+
+def _parse_token(body: bytes) -> Token:
+    try:
+        document = json.loads(body)
+    except ValueError as error:
+        raise BenchError(f"token answer is not JSON: {error}") from error
+    token = document.get("token") if isinstance(document, dict) else None
+    if not isinstance(token, str) or not token:
+        raise BenchError("token answer has no token")
+    expires_in = document.get("expires_in", 60)
+    if not isinstance(expires_in, int | float):
+        raise BenchError(f"token answer has expires_in {expires_in!r}")
+    return Token(value=token, expires_in=float(expires_in))
 
 
 def _drain(response: http.client.HTTPResponse) -> Pulled:

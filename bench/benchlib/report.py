@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from benchlib.workloads import (
+    AUTH_HEAD,
     HEAD,
     MEMORY_PULL,
     MEMORY_PUSH,
@@ -19,8 +20,8 @@ from benchlib.workloads import (
 
 SUBJECT = "Dockyard"
 REFERENCE = "Distribution"
-HIGHER_IS_BETTER = {PUSH: True, PULL: True, HEAD: True}
-WORKLOAD_ORDER = [PUSH, PULL, HEAD, MEMORY_PUSH, MEMORY_PULL]
+HIGHER_IS_BETTER = {PUSH: True, PULL: True, HEAD: True, AUTH_HEAD: True}
+WORKLOAD_ORDER = [PUSH, PULL, HEAD, AUTH_HEAD, MEMORY_PUSH, MEMORY_PULL]
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,11 @@ def ratio(subject: Summary | None, reference: Summary | None) -> float | None:
     if subject.median is None or not reference.median:
         return None
     return subject.median / reference.median
+
+
+def auth_cost(summaries: Sequence[Summary]) -> float | None:
+    """Dockyard's HEAD req/s with token auth over without, from the medians."""
+    return ratio(_find(summaries, AUTH_HEAD, SUBJECT), _find(summaries, HEAD, SUBJECT))
 
 
 def _find(summaries: Sequence[Summary], workload: str, server: str) -> Summary | None:
@@ -141,6 +147,7 @@ def write_json(path: Path, meta: dict[str, object], samples: list[Measurement]) 
         "meta": meta,
         "summaries": [asdict(summary) for summary in summaries],
         "ratios_dockyard_over_distribution": ratios,
+        "token_auth_cost": auth_cost(summaries),
         "samples": [asdict(sample) for sample in samples],
     }
     path.parent.mkdir(parents=True, exist_ok=True)

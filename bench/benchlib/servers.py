@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -14,13 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchlib import BenchError
-from benchlib.registry import HOST, RegistryClient
+from benchlib.registry import HOST, Credentials, RegistryClient
 
 DISTRIBUTION_BINARY = Path("/usr/bin/docker-registry")
 DISTRIBUTION_PACKAGE = "docker-registry"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 LOG_TAIL = 2000
+AUTH_ADMIN = "admin"
+DOCKYARD_AUTH = "Dockyard-auth"
 
 DISTRIBUTION_CONFIG = """\
 version: 0.1
@@ -51,12 +54,17 @@ def free_port() -> int:
 
 @dataclass
 class RunningServer:
-    """A registry process started by the benchmark, in its own process group."""
+    """A registry process started by the benchmark, in its own process group.
+
+    ``credentials`` is set when the server runs with authentication on; its
+    client then sends them as HTTP Basic.
+    """
 
     name: str
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    credentials: Credentials | None = None
 
     @property
     def pid(self) -> int:
@@ -64,7 +72,14 @@ class RunningServer:
 
     @property
     def client(self) -> RegistryClient:
-        return RegistryClient(self.port)
+        if self.credentials is None:
+            return RegistryClient(self.port)
+        return RegistryClient(self.port, authorization=self.credentials.basic())
+
+    @property
+    def ready_status(self) -> int:
+        """What an anonymous GET /v2/ answers once the server serves."""
+        return 200 if self.credentials is None else 401
 
     def log_tail(self) -> str:
         try:
@@ -73,7 +88,7 @@ class RunningServer:
             return ""
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        """Poll GET /v2/ until it answers 200; fail if the process dies."""
+        """Poll GET /v2/ until it answers ``ready_status``; fail if it dies."""
         deadline = time.monotonic() + timeout
         status: int | None = None
         while time.monotonic() < deadline:
@@ -86,10 +101,12 @@ class RunningServer:
                 status = self.client.ping()
             except OSError:
                 status = None
-            if status == 200:
+            if status == self.ready_status:
                 return
             time.sleep(0.1)
-        raise BenchError(f"{self.name}: GET /v2/ not 200 after {timeout:.0f} s")
+        raise BenchError(
+            f"{self.name}: GET /v2/ not {self.ready_status} after {timeout:.0f} s"
+        )
 
     def stop(self) -> None:
         """SIGTERM the server's process group, then SIGKILL if it lingers."""
@@ -109,7 +126,13 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
-def _launch(name: str, argv: Sequence[str], port: int, workdir: Path) -> RunningServer:
+def _launch(
+    name: str,
+    argv: Sequence[str],
+    port: int,
+    workdir: Path,
+    env: dict[str, str] | None = None,
+) -> RunningServer:
     log_path = workdir / f"{name.lower()}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -118,20 +141,28 @@ def _launch(name: str, argv: Sequence[str], port: int, workdir: Path) -> Running
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=workdir,
+            env=env,
             start_new_session=True,
         )
     return RunningServer(name=name, process=process, port=port, log_path=log_path)
 
 
 def start_dockyard(
-    python: str, workdir: Path, workers: int, log_level: str
+    python: str,
+    workdir: Path,
+    workers: int,
+    log_level: str,
+    credentials: Credentials | None = None,
 ) -> RunningServer:
     """Start ``python -m dockyard serve`` on fresh storage under ``workdir``.
 
     ``log_level`` (empty to leave Dockyard's default) should match
     Distribution's ``warn`` so that neither pays for a line per request.
+    With ``credentials`` the server runs with authentication on, as
+    "Dockyard-auth", and those credentials are its administrator's.
     """
-    data_dir = workdir / "dockyard-data"
+    name = "Dockyard" if credentials is None else DOCKYARD_AUTH
+    data_dir = workdir / f"{name.lower()}-data"
     data_dir.mkdir()
     port = free_port()
     argv = [
@@ -143,7 +174,24 @@ def start_dockyard(
     ]  # fmt: skip
     if log_level:
         argv += ["--log-level", log_level]
-    return _launch("Dockyard", argv, port, workdir)
+    env = None if credentials is None else _auth_environment(credentials)
+    launched = _launch(name, argv, port, workdir, env)
+    launched.credentials = credentials
+    return launched
+
+
+def new_admin_credentials() -> Credentials:
+    """The administrator of an auth-enabled server, with a random password."""
+    return Credentials(AUTH_ADMIN, secrets.token_urlsafe(24))
+
+
+def _auth_environment(credentials: Credentials) -> dict[str, str]:
+    return dict(
+        os.environ,
+        DOCKYARD_AUTH_ENABLED="true",
+        DOCKYARD_AUTH_ADMIN_USERNAME=credentials.username,
+        DOCKYARD_AUTH_ADMIN_PASSWORD=credentials.password,
+    )
 
 
 def start_distribution(binary: Path, workdir: Path) -> RunningServer:

@@ -1,4 +1,8 @@
-"""The measured workloads: blob push, blob pull, manifest HEAD, peak memory."""
+"""The measured workloads: blob push, blob pull, manifest HEAD, peak memory.
+
+The manifest HEAD also runs against a Dockyard with authentication on, each
+request carrying a bearer token, to show what authentication costs.
+"""
 
 from __future__ import annotations
 
@@ -22,12 +26,13 @@ from benchlib.procstat import (
     tree_memory,
     wait_for_quiet,
 )
-from benchlib.registry import MANIFEST_ACCEPT
+from benchlib.registry import MANIFEST_ACCEPT, RegistryClient
 from benchlib.servers import RunningServer
 
 PUSH = "blob push"
 PULL = "blob pull"
 HEAD = "manifest HEAD by tag"
+AUTH_HEAD = "manifest HEAD by tag, token auth"
 MEMORY_PUSH = "peak RSS, 1 GiB push"
 MEMORY_PULL = "peak RSS, 1 GiB pull"
 
@@ -36,6 +41,10 @@ MEMORY_REPO = "bench/memory"
 IMAGE_REPO = "bench/app"
 IMAGE_TAG = "latest"
 MAX_FAILED_SHARE = 0.01
+TOKEN_SERVICE = "dockyard"
+PULL_SCOPE = f"repository:{IMAGE_REPO}:pull"
+# Seconds a token must still be valid after the longest sample could end.
+TOKEN_MARGIN = 30.0
 
 FAILURES = (BenchError, OSError, http.client.HTTPException, subprocess.SubprocessError)
 T = TypeVar("T")
@@ -158,25 +167,76 @@ def measure_head(
     """Requests per second of HEAD on a manifest tag under concurrent load."""
 
     def action(sample: Measurement) -> Measurement:
-        _check_head(server, manifest_digest)
-        url = f"{server.client.base_url()}/v2/{IMAGE_REPO}/manifests/{IMAGE_TAG}"
-        headers = {"Accept": MANIFEST_ACCEPT}
-        if settings.warmup > 0:
-            warmup = LoadSpec(url, headers, settings.concurrency, settings.warmup)
-            run_load(warmup, settings.loadgen)
-        spec = LoadSpec(url, headers, settings.concurrency, settings.duration)
-        cpu_before = tree_cpu_seconds(server.pid)
-        load, timing = timed(lambda: run_load(spec, settings.loadgen), settings)
-        server_cpu = tree_cpu_seconds(server.pid) - cpu_before
-        sample.details = _load_details(load, server_cpu)
-        _check_load(load)
-        return _fill(sample, load.requests_per_second, timing)
+        _check_head(server.client, manifest_digest)
+        return _head_load(sample, server, {"Accept": MANIFEST_ACCEPT}, settings)
 
     return guarded(Measurement(server.name, HEAD, run, "req/s"), action)
 
 
-def _check_head(server: RunningServer, manifest_digest: str) -> None:
-    status, digest = server.client.head_manifest(IMAGE_REPO, IMAGE_TAG)
+def measure_auth_head(
+    server: RunningServer,
+    manifest_digest: str,
+    run: int,
+    settings: Settings,
+    label: str,
+) -> Measurement:
+    """The HEAD load of ``measure_head``, every request with a bearer token.
+
+    ``server`` runs with authentication on. A fresh pull token is fetched for
+    each sample; the sample is recorded under ``label``, the table's column.
+    """
+
+    def action(sample: Measurement) -> Measurement:
+        bearer = f"Bearer {_fresh_token(server, settings)}"
+        _check_auth_head(server.port, bearer, manifest_digest)
+        headers = {"Accept": MANIFEST_ACCEPT, "Authorization": bearer}
+        return _head_load(sample, server, headers, settings)
+
+    return guarded(Measurement(label, AUTH_HEAD, run, "req/s"), action)
+
+
+def _fresh_token(server: RunningServer, settings: Settings) -> str:
+    token = server.client.fetch_token(TOKEN_SERVICE, PULL_SCOPE)
+    needed = settings.warmup + settings.quiet_wait + settings.duration
+    if needed + TOKEN_MARGIN > token.expires_in:
+        raise BenchError(
+            f"the token lives {token.expires_in:.0f} s, a sample may take "
+            f"{needed:.0f} s: shorten --duration, --warmup or --quiet-wait"
+        )
+    return token.value
+
+
+def _check_auth_head(port: int, bearer: str, manifest_digest: str) -> None:
+    # Without the token the server must refuse, or the load would not measure
+    # the authenticated path.
+    status, _ = RegistryClient(port).head_manifest(IMAGE_REPO, IMAGE_TAG)
+    if status != 401:
+        raise BenchError(f"manifest HEAD without a token gave {status}, not 401")
+    _check_head(RegistryClient(port, authorization=bearer), manifest_digest)
+
+
+def _head_load(
+    sample: Measurement,
+    server: RunningServer,
+    headers: dict[str, str],
+    settings: Settings,
+) -> Measurement:
+    """Warm up, then time ``--duration`` seconds of HEAD on the image's tag."""
+    url = f"{server.client.base_url()}/v2/{IMAGE_REPO}/manifests/{IMAGE_TAG}"
+    if settings.warmup > 0:
+        warmup = LoadSpec(url, headers, settings.concurrency, settings.warmup)
+        run_load(warmup, settings.loadgen)
+    spec = LoadSpec(url, headers, settings.concurrency, settings.duration)
+    cpu_before = tree_cpu_seconds(server.pid)
+    load, timing = timed(lambda: run_load(spec, settings.loadgen), settings)
+    server_cpu = tree_cpu_seconds(server.pid) - cpu_before
+    sample.details = _load_details(load, server_cpu)
+    _check_load(load)
+    return _fill(sample, load.requests_per_second, timing)
+
+
+def _check_head(client: RegistryClient, manifest_digest: str) -> None:
+    status, digest = client.head_manifest(IMAGE_REPO, IMAGE_TAG)
     if status != 200 or digest != manifest_digest:
         raise BenchError(f"manifest HEAD gave {status} with digest {digest!r}")
 

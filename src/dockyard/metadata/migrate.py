@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -15,6 +16,8 @@ from dockyard.metadata.engine import create_sync_engine, sync_url
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# PostgreSQL advisory lock key held while migrating ("dockyard" in ASCII).
+MIGRATION_LOCK = 0x646F636B79617264
 
 
 def _config(url: str) -> Config:
@@ -32,6 +35,13 @@ def upgrade(url: str) -> None:
     engine = create_sync_engine(url)
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Replicas starting together migrate one after the other; the
+                # lock ends with the transaction.
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                    {"key": MIGRATION_LOCK},
+                )
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
     finally:

@@ -22,7 +22,7 @@ from dockyard.auth.passwords import HtpasswdError, hash_password, read_htpasswd
 from dockyard.auth.policy import ROLES
 from dockyard.cli.database import CommandError, load, transaction
 from dockyard.cli.options import add_config_option
-from dockyard.metadata import accounts
+from dockyard.metadata import accounts, tag_rules
 
 ACTOR = "cli"
 MIN_PASSWORD = 8
@@ -48,6 +48,7 @@ def _guarded(
             HtpasswdError,
             accounts.AlreadyExists,
             accounts.NotFound,
+            tag_rules.RuleNotFound,
         ) as exc:
             print(f"dockyard: {exc}", file=sys.stderr)
             return 1
@@ -248,6 +249,52 @@ def namespace_revoke(args: argparse.Namespace) -> int:
         accounts.unbind_role(conn, args.name, kind, subject, args.pattern)
         _audit(conn, "member.removed", f"{kind}:{subject}", args.name)
     print(f"{kind} {subject} removed from {args.name}/{args.pattern}")
+    return 0
+
+
+# -- immutable tags ----------------------------------------------------------------
+
+
+def register_tag_rules(commands: Any) -> None:
+    rules = commands.add_parser("immutable", help="manage immutable-tag rules")
+    actions = rules.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, handler, text in (
+        ("add", rule_add, "protect matching tags from being moved or deleted"),
+        ("remove", rule_remove, "remove a rule"),
+    ):
+        parser = _command(actions, name, handler, text)
+        parser.add_argument("namespace")
+        parser.add_argument("tag_pattern", help="glob over tag names, e.g. 'v*'")
+        parser.add_argument(
+            "--repository", default="*", help="repositories inside the namespace"
+        )
+    _command(actions, "list", rule_list, "list a namespace's rules").add_argument(
+        "namespace"
+    )
+
+
+def rule_add(args: argparse.Namespace) -> int:
+    with transaction(load(args)) as conn:
+        tag_rules.add_rule(conn, args.namespace, args.tag_pattern, args.repository)
+        _audit(conn, "immutable.added", args.tag_pattern, args.namespace)
+    print(
+        f"tags {args.tag_pattern} of {args.namespace}/{args.repository} are immutable"
+    )
+    return 0
+
+
+def rule_remove(args: argparse.Namespace) -> int:
+    with transaction(load(args)) as conn:
+        tag_rules.remove_rule(conn, args.namespace, args.tag_pattern, args.repository)
+        _audit(conn, "immutable.removed", args.tag_pattern, args.namespace)
+    print(f"rule {args.tag_pattern} removed from {args.namespace}")
+    return 0
+
+
+def rule_list(args: argparse.Namespace) -> int:
+    with transaction(load(args)) as conn:
+        for rule in tag_rules.list_rules(conn, args.namespace):
+            print(f"{rule.repository_pattern}\t{rule.tag_pattern}")
     return 0
 
 

@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.register(commands)
     account_commands.register_users(commands)
     account_commands.register_namespaces(commands)
+    account_commands.register_tag_rules(commands)
     account_commands.register_robots(commands)
     account_commands.register_audit(commands)
     account_commands.register_keys(commands)

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from dockyard.metadata import tag_rules
 from dockyard.metadata.records import (
     BlobRecord,
     ManifestRecord,
@@ -189,6 +190,7 @@ def put_manifest(
     now = time.time()
     found = ensure_repository(conn, repository)
     _check_references(conn, found, parsed)
+    _check_tags_movable(conn, found, repository, digest, tag_names)
     conn.execute(
         _insert(conn, manifests)
         .values(
@@ -229,6 +231,25 @@ def put_manifest(
                 set_={"manifest_digest": digest, "updated_at": now},
             )
         )
+
+
+def _check_tags_movable(
+    conn: sa.Connection,
+    repository_id: int,
+    repository: str,
+    digest: str,
+    tag_names: Sequence[str],
+) -> None:
+    if not tag_names:
+        return
+    moved = conn.execute(
+        sa.select(tags.c.name).where(
+            tags.c.repository_id == repository_id,
+            tags.c.name.in_(tag_names),
+            tags.c.manifest_digest != digest,
+        )
+    ).scalars()
+    tag_rules.check_mutable(conn, repository, moved, action="moved")
 
 
 def _check_references(
@@ -277,6 +298,12 @@ def delete_manifest(conn: sa.Connection, repository: str, digest: str) -> bool:
     found = repository_id(conn, repository)
     if found is None:
         return False
+    named = conn.execute(
+        sa.select(tags.c.name).where(
+            tags.c.repository_id == found, tags.c.manifest_digest == digest
+        )
+    ).scalars()
+    tag_rules.check_mutable(conn, repository, named, action="deleted")
     conn.execute(
         sa.delete(tags).where(
             tags.c.repository_id == found, tags.c.manifest_digest == digest
@@ -300,9 +327,11 @@ def delete_tag(conn: sa.Connection, repository: str, tag: str) -> bool:
     found = repository_id(conn, repository)
     if found is None:
         return False
-    result = conn.execute(
-        sa.delete(tags).where(tags.c.repository_id == found, tags.c.name == tag)
-    )
+    match = sa.and_(tags.c.repository_id == found, tags.c.name == tag)
+    if conn.execute(sa.select(tags.c.name).where(match)).first() is None:
+        return False
+    tag_rules.check_mutable(conn, repository, [tag], action="deleted")
+    result = conn.execute(sa.delete(tags).where(match))
     return bool(result.rowcount)
 
 

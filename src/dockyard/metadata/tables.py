@@ -186,3 +186,21 @@ audit_events = sa.Table(
     sa.Index("ix_audit_events_namespace", "namespace", "time"),
     sa.Index("ix_audit_events_actor", "actor", "time"),
 )
+
+# Tags that may not be moved or deleted once pushed: a glob over the tag name,
+# limited to the repositories of the namespace matching `repository_pattern`.
+immutable_tag_rules = sa.Table(
+    "immutable_tag_rules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "namespace_id",
+        sa.Integer,
+        sa.ForeignKey("namespaces.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("tag_pattern", sa.String(255), nullable=False),
+    sa.Column("repository_pattern", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("namespace_id", "tag_pattern", "repository_pattern"),
+)

@@ -8,6 +8,7 @@ outsider and an anonymous caller.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 from collections.abc import Iterator
@@ -846,3 +847,67 @@ def test_server_log_never_holds_passwords(server: RegistryServer) -> None:
 
     assert PASSWORD not in log
     assert ADMIN_PASSWORD not in log
+
+
+def test_maintainer_manages_immutable_tag_rules_that_bind_pushes(
+    server: RegistryServer, admin: httpx.Client, team: Team
+) -> None:
+    maintainer = make_user(admin)
+    bind(admin, team.namespace, maintainer, "maintainer")
+    rules = f"/namespaces/{team.namespace}/immutable-tags"
+
+    refused = team.reader.post(rules, json={"tag_pattern": "v*"})
+    assert refused.status_code == 403
+    with login(server, maintainer, PASSWORD) as client:
+        added = client.post(rules, json={"tag_pattern": "v*"})
+        assert added.status_code == 200, added.text
+        assert client.get(rules).json() == {
+            "rules": [{"tag_pattern": "v*", "repository_pattern": "*"}]
+        }
+
+        # The rule now binds the registry itself: v1 can be set once only.
+        with httpx.Client(base_url=server.url, auth=(maintainer, PASSWORD)) as registry:
+            first = push_manifest(registry, f"{team.namespace}/app", "v1", b"one")
+            second = push_manifest(registry, f"{team.namespace}/app", "v1", b"two")
+        assert first.status_code == 201
+        assert second.status_code == 403
+        assert second.json()["errors"][0]["code"] == "DENIED"
+
+        removed = client.delete(rules, params={"tag_pattern": "v*"})
+        assert removed.status_code == 204
+        again = client.delete(rules, params={"tag_pattern": "v*"})
+        assert again.status_code == 404
+
+
+def push_manifest(
+    registry: httpx.Client, repository: str, tag: str, layer: bytes
+) -> httpx.Response:
+    digests = []
+    for blob in (b"{}", layer):
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        pushed = registry.post(
+            f"/v2/{repository}/blobs/uploads/", params={"digest": digest}, content=blob
+        )
+        assert pushed.status_code == 201, pushed.text
+        digests.append((digest, len(blob)))
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": digests[0][0],
+            "size": digests[0][1],
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": digests[1][0],
+                "size": digests[1][1],
+            }
+        ],
+    }
+    return registry.put(
+        f"/v2/{repository}/manifests/{tag}",
+        content=json.dumps(manifest).encode(),
+        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+    )

@@ -58,6 +58,14 @@ class AccessPolicy:
 
     async def may_manage(self, identity: Identity, namespace: str) -> bool:
         """Owners (and administrators) manage a namespace's members."""
+        return await self._holds(identity, namespace, {"owner"})
+
+    async def may_manage_rules(self, identity: Identity, namespace: str) -> bool:
+        """Maintainers and owners manage a namespace's tag rules."""
+        return await self._holds(identity, namespace, {"maintainer", "owner"})
+
+    async def _holds(self, identity: Identity, namespace: str, roles: set[str]) -> bool:
+        """One of `roles` on the whole namespace (or admin, or its personal owner)."""
         if identity.is_admin:
             return True
         if identity.kind != "user":
@@ -67,4 +75,4 @@ class AccessPolicy:
         _, bindings = await self.accounts.bindings_for(
             namespace, identity.subject, identity.groups
         )
-        return any(b.role == "owner" and b.pattern == "*" for b in bindings)
+        return any(b.role in roles and b.pattern == "*" for b in bindings)

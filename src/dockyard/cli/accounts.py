@@ -48,7 +48,6 @@ def _guarded(
             HtpasswdError,
             accounts.AlreadyExists,
             accounts.NotFound,
-            tag_rules.RuleNotFound,
         ) as exc:
             print(f"dockyard: {exc}", file=sys.stderr)
             return 1

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from dockyard.metadata.accounts import NotFound
 from dockyard.metadata.tables import immutable_tag_rules, namespaces
 from dockyard.oci import errcodes
 from dockyard.oci.errcodes import RegistryError
 
 
-class RuleNotFound(Exception):
-    """No such rule."""
+class RuleNotFound(NotFound):
+    """No such rule (or no such namespace)."""
 
 
 @dataclass(frozen=True, slots=True)

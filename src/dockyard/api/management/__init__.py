@@ -9,7 +9,15 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from dockyard.api.common import Handler, route
-from dockyard.api.management import audit, members, namespaces, openapi, robots, users
+from dockyard.api.management import (
+    audit,
+    members,
+    namespaces,
+    openapi,
+    robots,
+    tag_rules,
+    users,
+)
 from dockyard.api.management.common import PREFIX, control
 
 
@@ -39,6 +47,12 @@ ROUTES = [
         GET=members.list_members,
         PUT=members.put_member,
         DELETE=members.delete_member,
+    ),
+    _resource(
+        "/namespaces/{name}/immutable-tags",
+        GET=tag_rules.list_rules,
+        POST=tag_rules.add_rule,
+        DELETE=tag_rules.remove_rule,
     ),
     _resource("/robots", GET=robots.list_robots, POST=robots.create_robot),
     _resource("/robots/{name}", DELETE=robots.revoke_robot),

@@ -152,6 +152,12 @@ def _schemas() -> dict[str, Schema]:
         "UserList": _list_of("users", "User"),
         "NamespaceList": _list_of("namespaces", "Namespace"),
         "MemberList": _list_of("members", "Member"),
+        "TagRule": _object(
+            ["tag_pattern"],
+            tag_pattern={"type": "string", "examples": ["v*"]},
+            repository_pattern={"type": "string", "default": "*"},
+        ),
+        "TagRuleList": _list_of("rules", "TagRule"),
         "AuditEventList": _list_of("events", "AuditEvent"),
     }
 
@@ -215,6 +221,11 @@ _MEMBER = [
     _in("query", "kind", "user or group", enum=["user", "group"]),
     _in("query", "subject", "the user name or group name"),
     _in("query", "pattern", "the binding's pattern (default *)"),
+]
+_RULE = [
+    *_NAMESPACE,
+    _in("query", "tag_pattern", "the rule's tag glob"),
+    _in("query", "repository_pattern", "the rule's repository glob (default *)"),
 ]
 _AUDIT = [
     _in("query", "namespace", "only events of this namespace"),
@@ -304,6 +315,27 @@ def _namespace_paths() -> dict[str, Schema]:
                 None,
                 "400 " + _ONE,
                 _MEMBER,
+            ),
+        },
+        f"{one}/immutable-tags": {
+            "get": _op(
+                "List immutable-tag rules", "200", "TagRuleList", None, _ONE, _NAMESPACE
+            ),
+            "post": _op(
+                "Protect matching tags (maintainer, owner, admin)",
+                "200",
+                "TagRule",
+                "TagRule",
+                "400 " + _ONE,
+                _NAMESPACE,
+            ),
+            "delete": _op(
+                "Remove a rule (maintainer, owner, admin)",
+                "204",
+                None,
+                None,
+                "400 " + _ONE,
+                _RULE,
             ),
         },
     }

@@ -23,7 +23,8 @@ writer that dies half-way leaves the previous state whole; its orphaned pieces
 go when the upload is committed or deleted.
 
 A committed blob appears at its path only when CompleteMultipartUpload (or a
-CopyObject) succeeds, so no reader ever sees a partial blob.
+CopyObject) succeeds, so no reader ever sees a partial blob. `commit` also
+moves a stored object (garbage collection's trash), by server-side copy.
 
 The lock is held in this process only: correct for one registry process,
 not for several replicas sharing a bucket. TODO: lock uploads through the
@@ -68,6 +69,9 @@ MAX_PARTS = 10_000
 # of a committed blob. Uploads sent in large chunks fit up to MAX_PARTS * 16 MiB
 # (about 156 GiB); one sent as many 5 MiB chunks fits up to about 48 GiB.
 DEFAULT_PART_SIZE = 16 * MiB
+# CopyObject copies objects up to 5 GiB; larger ones go part by part.
+MAX_COPY = 5 * 1024 * MiB
+COPY_PART = 512 * MiB
 READ_CHUNK = 1 * MiB
 # How long a presigned redirect stays valid.
 REDIRECT_EXPIRES = 20 * 60
@@ -83,6 +87,25 @@ T = TypeVar("T")
 class _Piece:
     key: str  # full object key, prefix included
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """One part of a server-side copy: a whole object, or a byte range of it."""
+
+    key: str
+    range: str | None  # "bytes=first-last", as UploadPartCopy takes it
+
+
+def _ranges(key: str, size: int) -> list[_Source]:
+    """A stored object as copy sources: whole when CopyObject can take it."""
+    if size <= MAX_COPY:
+        return [_Source(key, None)]
+    part = max(COPY_PART, -(-size // MAX_PARTS))
+    return [
+        _Source(key, f"bytes={start}-{min(start + part, size) - 1}")
+        for start in range(0, size, part)
+    ]
 
 
 def _translate(action: str, path: str, exc: Exception) -> StorageError:
@@ -181,15 +204,9 @@ class S3Driver(StorageDriver):
     # -- upload state ---------------------------------------------------------
 
     async def _load_state(self, path: str) -> list[_Piece] | None:
+        key = self._upload_dir(path) + STATE_NAME
         try:
-            response = await self._call(
-                "read upload state of",
-                path,
-                self._client.get_object,
-                Bucket=self.bucket,
-                Key=self._upload_dir(path) + STATE_NAME,
-            )
-            body = await to_thread.run_sync(response["Body"].read)
+            body = await self._get_bytes("read upload state of", path, key)
         except PathNotFound:
             return None
         try:
@@ -219,15 +236,20 @@ class S3Driver(StorageDriver):
         """Bytes [start, end) of one object."""
         if end <= start:
             return b""
-        response = await self._call(
-            "read",
-            path,
-            self._client.get_object,
-            Bucket=self.bucket,
-            Key=key,
-            Range=f"bytes={start}-{end - 1}",
-        )
-        return await to_thread.run_sync(response["Body"].read)
+        return await self._get_bytes("read", path, key, f"bytes={start}-{end - 1}")
+
+    async def _get_bytes(
+        self, action: str, path: str, key: str, byte_range: str = ""
+    ) -> bytes:
+        """A small object (or range) read whole, in one trip to a thread."""
+
+        def get() -> bytes:
+            response = self._client.get_object(
+                Bucket=self.bucket, Key=key, Range=byte_range
+            )
+            return response["Body"].read()
+
+        return await self._call(action, path, get)
 
     # -- the driver interface -----------------------------------------------
 
@@ -360,13 +382,23 @@ class S3Driver(StorageDriver):
         return _S3Writer(self, path, kept, dropped, buffer)
 
     async def commit(self, upload: str, target: str) -> None:
+        """Assemble an upload's pieces at `target`, or move a stored object there.
+
+        Moving a stored object (garbage collection moves blobs to and from a
+        trash folder) is a server-side copy followed by a delete.
+        """
         pieces = await self._load_state(upload)
         if pieces is None:
-            raise PathNotFound(upload)
-        size = sum(piece.size for piece in pieces)
-        if await self._stat_object(target) != size:
-            await self._assemble(upload, target, pieces)
+            size = await self._stat_object(upload)
+            if size is None:
+                raise PathNotFound(upload)
+            sources = _ranges(self._key(upload), size)
+        else:
+            size = sum(piece.size for piece in pieces)
+            sources = [_Source(piece.key, None) for piece in pieces]
         # Content-addressed: a complete copy already in place is the same bytes.
+        if await self._stat_object(target) != size:
+            await self._copy(upload, target, sources)
         await self.delete(upload)
 
     async def _stat_object(self, path: str) -> int | None:
@@ -382,27 +414,27 @@ class S3Driver(StorageDriver):
             return None
         return int(head["ContentLength"])
 
-    async def _assemble(self, upload: str, target: str, pieces: list[_Piece]) -> None:
+    async def _copy(self, upload: str, target: str, sources: list[_Source]) -> None:
+        """Write the concatenated sources to `target`, server-side, atomically."""
         key = self._key(target)
-        if len(pieces) <= 1:
-            # Zero or one piece: a single (possibly empty) object, copied whole.
-            if not pieces:
-                await self._put(target, key, b"")
-                return
+        if not sources:
+            await self._put(target, key, b"")
+            return
+        if len(sources) == 1 and sources[0].range is None:
             await self._call(
                 "commit",
                 upload,
                 self._client.copy_object,
                 Bucket=self.bucket,
                 Key=key,
-                CopySource={"Bucket": self.bucket, "Key": pieces[0].key},
+                CopySource={"Bucket": self.bucket, "Key": sources[0].key},
                 **self._encryption,
             )
             return
 
-        if len(pieces) > MAX_PARTS:
+        if len(sources) > MAX_PARTS:
             raise StorageError(
-                f"cannot commit {upload}: {len(pieces)} pieces, S3 takes {MAX_PARTS}"
+                f"cannot commit {upload}: {len(sources)} pieces, S3 takes {MAX_PARTS}"
             )
         created = await self._call(
             "commit",
@@ -415,7 +447,8 @@ class S3Driver(StorageDriver):
         upload_id = created["UploadId"]
         try:
             parts = []
-            for number, piece in enumerate(pieces, start=1):
+            for number, source in enumerate(sources, start=1):
+                ranged = {"CopySourceRange": source.range} if source.range else {}
                 copied = await self._call(
                     "commit",
                     upload,
@@ -424,7 +457,8 @@ class S3Driver(StorageDriver):
                     Key=key,
                     UploadId=upload_id,
                     PartNumber=number,
-                    CopySource={"Bucket": self.bucket, "Key": piece.key},
+                    CopySource={"Bucket": self.bucket, "Key": source.key},
+                    **ranged,
                 )
                 etag = copied["CopyPartResult"]["ETag"]
                 parts.append({"PartNumber": number, "ETag": etag})

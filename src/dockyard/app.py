@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -34,9 +35,13 @@ def create_app(settings: Settings) -> Starlette:
                 "database": app.state.services.store.dialect,
             },
         )
+        upkeep = asyncio.create_task(
+            app.state.services.maintenance.loop(settings.registry.maintenance_interval)
+        )
         try:
             yield
         finally:
+            upkeep.cancel()
             await app.state.services.close()
 
     return Starlette(

@@ -54,6 +54,10 @@ class LogSettings(_Section):
 
 class RegistrySettings(_Section):
     delete_enabled: bool = True
+    # Upload sessions untouched this long (seconds) expire, with their bytes.
+    upload_max_age: int = Field(24 * 3600, ge=1)
+    # How often background upkeep runs (seconds); one replica at a time.
+    maintenance_interval: int = Field(600, ge=1)
 
 
 class LdapSettings(_Section):

@@ -204,3 +204,12 @@ immutable_tag_rules = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.UniqueConstraint("namespace_id", "tag_pattern", "repository_pattern"),
 )
+
+# Who runs a background job right now: one replica at a time holds each lease.
+job_leases = sa.Table(
+    "job_leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)

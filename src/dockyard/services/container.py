@@ -10,6 +10,7 @@ from dockyard.metadata.account_store import AccountStore
 from dockyard.metadata.executor import Executor, create_executor
 from dockyard.services.blobs import BlobService
 from dockyard.services.discovery import DiscoveryService
+from dockyard.services.maintenance import Maintenance
 from dockyard.services.manifests import ManifestService
 from dockyard.services.uploads import UploadService
 from dockyard.settings import Settings
@@ -28,6 +29,7 @@ class Services:
     discovery: DiscoveryService
     # None when authentication is switched off: everything is allowed.
     access: AccessControl | None
+    maintenance: Maintenance
 
     async def close(self) -> None:
         await self.store.close()
@@ -69,4 +71,5 @@ def build_services(settings: Settings) -> Services:
         manifests=ManifestService(store),
         discovery=DiscoveryService(store),
         access=build_access(settings, accounts),
+        maintenance=Maintenance(executor, storage, settings.registry.upload_max_age),
     )

@@ -1,0 +1,123 @@
+"""Background upkeep: abandoned upload sessions expire and their bytes go.
+
+Every replica runs the loop; a database lease makes sure only one of them works
+at a time, so that two replicas never race over the same files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from functools import partial
+
+from dockyard.metadata import jobs
+from dockyard.metadata.executor import Executor
+from dockyard.storage import StorageDriver
+from dockyard.storage.paths import UPLOADS, upload_path
+
+logger = logging.getLogger(__name__)
+
+LEASE = "maintenance"
+BATCH = 500
+LOCK_SUFFIX = ".lock"
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryReport:
+    sessions: int
+    orphans: int
+
+
+class Maintenance:
+    def __init__(
+        self, db: Executor, storage: StorageDriver, upload_max_age: float
+    ) -> None:
+        self.db = db
+        self.storage = storage
+        self.upload_max_age = upload_max_age
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+
+    async def expire_uploads(self) -> ExpiryReport:
+        cutoff = time.time() - self.upload_max_age
+        sessions = 0
+        while True:
+            stale = await self.db.read(
+                partial(jobs.stale_uploads, older_than=cutoff, limit=BATCH)
+            )
+            for upload_id in stale:
+                if await self.db.write(
+                    partial(
+                        jobs.drop_stale_upload, upload_id=upload_id, older_than=cutoff
+                    )
+                ):
+                    await self._remove_files(upload_id)
+                    sessions += 1
+            if len(stale) < BATCH:
+                break
+        orphans = await self._remove_orphans(cutoff)
+        return ExpiryReport(sessions, orphans)
+
+    async def _remove_files(self, upload_id: str) -> None:
+        path = upload_path(upload_id)
+        await self.storage.delete(path)
+        await self.storage.delete(path + LOCK_SUFFIX)
+
+    async def _remove_orphans(self, cutoff: float) -> int:
+        """Files under uploads/ with no session: left by crashes mid-request."""
+        candidates: dict[str, list[str]] = {}
+        async for path in self.storage.list(UPLOADS):
+            name = path.rsplit("/", 1)[-1].removesuffix(LOCK_SUFFIX)
+            candidates.setdefault(name, []).append(path)
+        known = await self.db.read(partial(jobs.known_uploads, ids=list(candidates)))
+        removed = 0
+        for name, paths in candidates.items():
+            if name in known or not all(self._older(p, cutoff) for p in paths):
+                continue
+            for path in paths:
+                await self.storage.delete(path)
+            removed += 1
+        return removed
+
+    def _older(self, path: str, cutoff: float) -> bool:
+        local = self.storage.local_file(path)
+        if local is None:
+            # TODO: object stores need the object's age from the driver before
+            # orphans there can be collected; sessions still expire.
+            return False
+        try:
+            return local.stat().st_mtime < cutoff
+        except FileNotFoundError:
+            return False
+
+    async def run_once(self, lease_seconds: float) -> ExpiryReport | None:
+        """Do the upkeep if this replica holds the lease; None if another does."""
+        acquired = await self.db.write(
+            partial(
+                jobs.acquire_lease,
+                name=LEASE,
+                holder=self.holder,
+                seconds=lease_seconds,
+            )
+        )
+        if not acquired:
+            return None
+        report = await self.expire_uploads()
+        if report.sessions or report.orphans:
+            logger.info(
+                "expired uploads",
+                extra={"sessions": report.sessions, "orphans": report.orphans},
+            )
+        return report
+
+    async def loop(self, interval: float) -> None:
+        """Run the upkeep every `interval` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.run_once(lease_seconds=interval * 2)
+            except Exception:
+                logger.exception("failed to run maintenance")

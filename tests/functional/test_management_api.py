@@ -911,3 +911,23 @@ def push_manifest(
         content=json.dumps(manifest).encode(),
         headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
     )
+
+
+def test_admin_sets_a_quota_and_members_read_the_usage(
+    server: RegistryServer, admin: httpx.Client, team: Team
+) -> None:
+    path = f"/namespaces/{team.namespace}/quota"
+
+    refused = team.owner.put(path, json={"quota_bytes": 1000})
+    assert refused.status_code == 403
+    invalid = admin.put(path, json={"quota_bytes": -1})
+    assert invalid.status_code == 400
+    assert admin.put(path, json={"quota_bytes": 5000}).status_code == 200
+
+    usage = team.reader.get(path)
+    assert usage.status_code == 200
+    assert usage.json()["quota_bytes"] == 5000
+    assert isinstance(usage.json()["used_bytes"], int)
+    assert team.outsider.get(path).status_code == 404
+    cleared = admin.put(path, json={"quota_bytes": None})
+    assert cleared.json()["quota_bytes"] is None

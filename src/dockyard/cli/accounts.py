@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import getpass
 import json
+import re
 import secrets
 import sys
 import time
@@ -22,7 +23,7 @@ from dockyard.auth.passwords import HtpasswdError, hash_password, read_htpasswd
 from dockyard.auth.policy import ROLES
 from dockyard.cli.database import CommandError, load, transaction
 from dockyard.cli.options import add_config_option
-from dockyard.metadata import accounts, tag_rules
+from dockyard.metadata import accounts, quotas, tag_rules
 
 ACTOR = "cli"
 MIN_PASSWORD = 8
@@ -169,6 +170,12 @@ def register_namespaces(commands: Any) -> None:
         ("members", namespace_members, "list a namespace's role bindings"),
     ):
         _command(actions, name, handler, text).add_argument("name")
+    quota = _command(actions, "quota", namespace_quota, "set or clear a storage quota")
+    quota.add_argument("name")
+    quota.add_argument("size", help="bytes, with an optional KiB/MiB/GiB/TiB, or none")
+    _command(
+        actions, "usage", namespace_usage, "bytes used and the quota"
+    ).add_argument("name")
     visibility = _command(actions, "visibility", namespace_visibility, "public/private")
     visibility.add_argument("name")
     visibility.add_argument("visibility", choices=["public", "private"])
@@ -220,6 +227,36 @@ def namespace_visibility(args: argparse.Namespace) -> int:
         accounts.set_namespace_public(conn, args.name, args.visibility == "public")
         _audit(conn, "namespace.updated", args.name, args.name)
     print(f"namespace {args.name} is {args.visibility}")
+    return 0
+
+
+_UNITS = {"": 1, "B": 1, "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40}
+
+
+def _size(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    match = re.fullmatch(r"(\d+)\s*([a-zA-Z]*)", text.strip())
+    number, unit = (match.group(1), match.group(2).upper()) if match else ("", "?")
+    if not number or unit not in _UNITS:
+        raise CommandError(f"not a size: {text!r} (try 500MiB, 10GiB or none)")
+    return int(number) * _UNITS[unit]
+
+
+def namespace_quota(args: argparse.Namespace) -> int:
+    size = _size(args.size)
+    with transaction(load(args)) as conn:
+        quotas.set_quota(conn, args.name, size)
+        _audit(conn, "namespace.quota", f"{args.name}={size}", args.name)
+    print(f"quota of {args.name}: {'none' if size is None else f'{size} bytes'}")
+    return 0
+
+
+def namespace_usage(args: argparse.Namespace) -> int:
+    with transaction(load(args)) as conn:
+        found = quotas.usage(conn, args.name)
+    limit = "none" if found.quota_bytes is None else str(found.quota_bytes)
+    print(f"{found.namespace}\tused={found.used_bytes}\tquota={limit}")
     return 0
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from dockyard.metadata import tag_rules
+from dockyard.metadata import quotas, tag_rules
 from dockyard.metadata.records import (
     BlobRecord,
     ManifestRecord,
@@ -95,6 +95,7 @@ def link_blob(conn: sa.Connection, repository: str, digest: str, size: int) -> N
     """Record a stored blob and let the repository see it."""
     now = time.time()
     found = ensure_repository(conn, repository)
+    quotas.check_room(conn, repository, digest, size)
     conn.execute(
         _insert(conn, blobs)
         .values(digest=digest, size=size, created_at=now)

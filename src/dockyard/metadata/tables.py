@@ -134,6 +134,8 @@ namespaces = sa.Table(
     sa.Column("name", Name, nullable=False, unique=True),
     sa.Column("public", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    # Most bytes of distinct blobs the namespace may hold (NULL: no limit).
+    sa.Column("quota_bytes", sa.BigInteger),
 )
 
 # A role held in a namespace by a user or a directory group, on every repository

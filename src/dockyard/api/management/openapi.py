@@ -158,6 +158,15 @@ def _schemas() -> dict[str, Schema]:
             repository_pattern={"type": "string", "default": "*"},
         ),
         "TagRuleList": _list_of("rules", "TagRule"),
+        "Quota": _object(
+            ["quota_bytes"], quota_bytes={"type": ["integer", "null"], "minimum": 0}
+        ),
+        "Usage": _object(
+            ["namespace", "used_bytes", "quota_bytes"],
+            namespace={"type": "string"},
+            used_bytes={"type": "integer"},
+            quota_bytes={"type": ["integer", "null"]},
+        ),
         "AuditEventList": _list_of("events", "AuditEvent"),
     }
 
@@ -315,6 +324,19 @@ def _namespace_paths() -> dict[str, Schema]:
                 None,
                 "400 " + _ONE,
                 _MEMBER,
+            ),
+        },
+        f"{one}/quota": {
+            "get": _op(
+                "Storage used and quota", "200", "Usage", None, _ONE, _NAMESPACE
+            ),
+            "put": _op(
+                "Set or clear the quota (admin)",
+                "200",
+                "Usage",
+                "Quota",
+                "400 " + _ONE,
+                _NAMESPACE,
             ),
         },
         f"{one}/immutable-tags": {

@@ -36,9 +36,26 @@ class HttpSettings(_Section):
 
 
 class StorageSettings(_Section):
-    driver: str = "filesystem"
+    driver: Literal["filesystem", "s3"] = "filesystem"
     # Where the filesystem driver keeps blobs; defaults to the data directory.
     root: Path | None = None
+    # The S3 driver (AWS or any S3-compatible store): see docs/storage.md.
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_prefix: str = ""
+    # Answer blob GETs with a redirect to a presigned URL instead of streaming.
+    s3_redirect: bool = False
+    s3_sse: Literal["AES256", "aws:kms"] | None = None
+    s3_sse_kms_key_id: str | None = None
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> StorageSettings:
+        if self.driver == "s3" and not self.s3_bucket:
+            raise ValueError("storage.driver s3 needs storage.s3_bucket")
+        return self
 
 
 class DatabaseSettings(_Section):
@@ -140,6 +157,13 @@ class Settings(_Section):
     registry: RegistrySettings = RegistrySettings()
     auth: AuthSettings = AuthSettings()
     tls: TlsSettings = TlsSettings()
+
+    @model_validator(mode="after")
+    def _one_writer_per_bucket(self) -> Settings:
+        # Upload sessions on S3 are locked within one process only, for now.
+        if self.storage.driver == "s3" and self.http.workers > 1:
+            raise ValueError("with storage.driver s3, http.workers must be 1")
+        return self
 
     @property
     def storage_root(self) -> Path:

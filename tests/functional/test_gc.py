@@ -6,7 +6,9 @@ with no grace period would take other tests' content from a shared one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import random
@@ -51,11 +53,13 @@ def _gc_command() -> list[str]:
     # TODO: drop the fallback once `dockyard gc` is registered in cli/main.py.
     from dockyard.cli.main import build_parser
 
-    actions = build_parser()._subparsers
-    registered = actions is not None and any(
-        "gc" in getattr(action, "choices", None) or {}
-        for action in actions._group_actions
-    )
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            build_parser().parse_args(["gc", "--dry-run"])
+    except SystemExit:
+        registered = False
+    else:
+        registered = True
     module = ["dockyard", "gc"] if registered else ["dockyard.cli.gc"]
     return [sys.executable, "-m", *module]
 

@@ -12,7 +12,7 @@ from dockyard.cli.options import add_config_option
 from dockyard.metadata import migrate
 from dockyard.metadata.executor import create_executor
 from dockyard.services.fsck import Fsck, FsckReport
-from dockyard.storage import create_driver
+from dockyard.storage.configure import driver_from_settings
 
 
 def register(commands: Any) -> None:
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _check(settings: Any, args: argparse.Namespace) -> FsckReport:
     executor = create_executor(settings.database_url)
-    storage = create_driver(settings.storage.driver, root=settings.storage_root)
+    storage = driver_from_settings(settings)
     try:
         return await Fsck(executor, storage).run(
             verify_content=not args.no_verify_content,

@@ -98,10 +98,10 @@ def _check_schema(settings: Settings) -> None:
 
 async def _collect(settings: Settings, options: GcOptions) -> GcReport:
     from dockyard.metadata.executor import create_executor
-    from dockyard.storage import create_driver
+    from dockyard.storage.configure import driver_from_settings
 
     executor = create_executor(settings.database_url)
-    storage = create_driver(settings.storage.driver, root=settings.storage_root)
+    storage = driver_from_settings(settings)
     collector = GarbageCollector(
         executor,
         storage,

@@ -11,6 +11,7 @@ from dockyard.cli import accounts as account_commands
 from dockyard.cli import config as config_commands
 from dockyard.cli import db as db_commands
 from dockyard.cli import fsck as fsck_command
+from dockyard.cli import gc as gc_command
 from dockyard.cli import serve as serve_command
 
 
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_commands.register(commands)
     db_commands.register(commands)
     fsck_command.register(commands)
+    gc_command.register(commands)
     account_commands.register_users(commands)
     account_commands.register_namespaces(commands)
     account_commands.register_tag_rules(commands)

@@ -109,9 +109,15 @@ def link_blob(conn: sa.Connection, repository: str, digest: str, size: int) -> N
 
 
 def mount_blob(conn: sa.Connection, repository: str, source: str, digest: str) -> bool:
-    blob = get_blob(conn, source, digest)
-    if blob is None:
+    # FOR SHARE (PostgreSQL): the collector cannot drop the source's link, and
+    # with it the blob, between this check and the new link.
+    size = conn.execute(
+        _VISIBLE_BLOB.with_for_update(read=True),
+        {"repository": source, "digest": digest},
+    ).scalar()
+    if size is None:
         return False
+    blob = BlobRecord(digest, size)
     link_blob(conn, repository, digest, blob.size)
     return True
 
@@ -205,7 +211,12 @@ def put_manifest(
             annotations=json.dumps(parsed.annotations) if parsed.annotations else None,
             created_at=now,
         )
-        .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+        # Pushing a manifest that exists touches its row (a no-op update), which
+        # on PostgreSQL locks it: a collector deleting it waits, then sees the tag.
+        .on_conflict_do_update(
+            index_elements=["repository_id", "digest"],
+            set_={"size": manifests.c.size},
+        )
     )
     references = {d.digest: False for d in parsed.blobs}
     references.update({d.digest: True for d in parsed.children})

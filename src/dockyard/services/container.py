@@ -14,7 +14,8 @@ from dockyard.services.maintenance import Maintenance
 from dockyard.services.manifests import ManifestService
 from dockyard.services.uploads import UploadService
 from dockyard.settings import Settings
-from dockyard.storage import StorageDriver, create_driver
+from dockyard.storage import StorageDriver
+from dockyard.storage.configure import driver_from_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,7 @@ def build_services(settings: Settings) -> Services:
     executor: Executor = create_executor(settings.database_url)
     store = MetadataStore(executor)
     accounts = AccountStore(executor)
-    storage = create_driver(settings.storage.driver, root=settings.storage_root)
+    storage = driver_from_settings(settings)
     return Services(
         settings=settings,
         store=store,

@@ -27,6 +27,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Literal
 
 from dockyard.metadata import gc_queries
 from dockyard.metadata.executor import Executor
@@ -67,11 +68,14 @@ class GcOptions:
     keep_untagged: float = DEFAULT_KEEP_UNTAGGED
 
 
+Kind = Literal["manifest", "link", "blob"]
+
+
 @dataclass(frozen=True, slots=True)
 class Removal:
     """One thing collected (or that a dry run would collect)."""
 
-    kind: str  # "manifest", "link" or "blob"
+    kind: Kind
     repository: str | None
     digest: str
     size: int

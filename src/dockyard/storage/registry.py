@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -18,13 +19,20 @@ def register(name: str) -> Callable[[Callable[..., StorageDriver]], Any]:
     return decorate
 
 
+# Built-in drivers, imported only when asked for (boto3 alone costs half a second).
+BUILTIN = {
+    "filesystem": "dockyard.storage.drivers.filesystem",
+    "s3": "dockyard.storage.drivers.s3",
+}
+
+
 def available() -> list[str]:
-    _load_builtin()
-    return sorted(_FACTORIES)
+    return sorted(set(BUILTIN) | set(_FACTORIES))
 
 
 def create_driver(name: str, **options: Any) -> StorageDriver:
-    _load_builtin()
+    if name not in _FACTORIES and name in BUILTIN:
+        importlib.import_module(BUILTIN[name])
     try:
         factory = _FACTORIES[name]
     except KeyError:
@@ -32,9 +40,3 @@ def create_driver(name: str, **options: Any) -> StorageDriver:
             f"unknown storage driver {name!r}; available: {', '.join(available())}"
         ) from None
     return factory(**options)
-
-
-def _load_builtin() -> None:
-    # Imported here so that registering a driver never costs an import at start-up
-    # for backends that are not configured.
-    from dockyard.storage.drivers import filesystem  # noqa: F401

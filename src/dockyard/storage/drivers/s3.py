@@ -243,11 +243,12 @@ class S3Driver(StorageDriver):
     ) -> bytes:
         """A small object (or range) read whole, in one trip to a thread."""
 
+        request: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if byte_range:
+            request["Range"] = byte_range
+
         def get() -> bytes:
-            response = self._client.get_object(
-                Bucket=self.bucket, Key=key, Range=byte_range
-            )
-            return response["Body"].read()
+            return self._client.get_object(**request)["Body"].read()
 
         return await self._call(action, path, get)
 

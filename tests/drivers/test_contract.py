@@ -219,6 +219,37 @@ async def test_commit_onto_an_existing_blob_keeps_one_copy(
     assert [path async for path in driver.list("blobs")] == [BLOB]
 
 
+async def test_commit_keeping_the_source_allows_a_second_commit(
+    driver: StorageDriver,
+) -> None:
+    # Uploads keep their copy until the blob's row is written, in case the
+    # garbage collector removes the stored copy meanwhile.
+    data = payload(2 * MiB + 5)
+    await append(driver, UPLOAD, 0, [data])
+
+    await driver.commit(UPLOAD, BLOB, keep_source=True)
+    assert await read_all(driver, BLOB) == data
+    assert await read_all(driver, UPLOAD) == data
+
+    await driver.delete(BLOB)
+    await driver.commit(UPLOAD, BLOB)
+    assert await read_all(driver, BLOB) == data
+    assert await driver.stat(UPLOAD) is None
+
+
+async def test_commit_keeping_the_source_leaves_an_existing_blob(
+    driver: StorageDriver,
+) -> None:
+    data = payload(MiB)
+    await store(driver, BLOB, data)
+    await append(driver, UPLOAD, 0, [data])
+
+    await driver.commit(UPLOAD, BLOB, keep_source=True)
+
+    assert await read_all(driver, BLOB) == data
+    assert await driver.stat(UPLOAD) == len(data)
+
+
 async def test_commit_replaces_a_damaged_blob(driver: StorageDriver) -> None:
     await store(driver, BLOB, payload(10))
     data = payload(MiB)

@@ -164,8 +164,7 @@ class UploadService:
                 f"content digest is {digest.algorithm}:{actual}, not {digest}",
                 detail={"digest": str(digest)},
             )
-        await self.storage.commit(path, blob_path(digest))
-        await self.store.link_blob(repository, str(digest), upload.size)
+        await self._store(repository, path, digest, upload.size)
         await self.store.delete_upload(upload_id)
         await self.storage.delete(path + ".lock")
         logger.debug("blob stored", extra={"digest": str(digest), "size": upload.size})
@@ -190,9 +189,31 @@ class UploadService:
                 f"not {digest}",
                 detail={"digest": str(digest)},
             )
-        await self.storage.commit(temporary, blob_path(digest))
-        await self.store.link_blob(repository, str(digest), size)
+        await self._store(repository, temporary, digest, size)
         return BlobRecord(str(digest), size)
+
+    async def _store(
+        self, repository: str, source: str, digest: Digest, size: int
+    ) -> None:
+        """Put verified bytes in place, then record them; safe against the GC.
+
+        The upload's own copy is kept until the database row exists. A
+        collector may remove an older copy of the same content in between (it
+        only takes blobs that no repository links, and re-checks the row after
+        moving the file away); if the stored copy is gone once our row is
+        written, ours takes its place.
+        """
+        target = blob_path(digest)
+        await self.storage.commit(source, target, keep_source=True)
+        try:
+            await self.store.link_blob(repository, str(digest), size)
+        except BaseException:
+            await self.storage.delete(source)
+            raise
+        if await self.storage.stat(target) is None:
+            await self.storage.commit(source, target)
+        else:
+            await self.storage.delete(source)
 
     async def cancel(self, repository: str, upload_id: str) -> None:
         await self.status(repository, upload_id)

@@ -72,11 +72,14 @@ class StorageDriver(abc.ABC):
         """Open an upload for appending at `offset`, dropping anything after it."""
 
     @abc.abstractmethod
-    async def commit(self, upload: str, target: str) -> None:
-        """Atomically move a finished upload to its final path.
+    async def commit(
+        self, upload: str, target: str, *, keep_source: bool = False
+    ) -> None:
+        """Atomically put a finished upload at its final path.
 
-        When the target already exists (the same content was stored before) the
-        upload is discarded instead: content-addressed objects never change.
+        When the target already exists (the same content was stored before) it
+        is kept: content-addressed objects never change. The upload is removed,
+        unless `keep_source` asks to keep it (for a second commit later).
         """
 
     @abc.abstractmethod

@@ -11,6 +11,7 @@ import errno
 import fcntl
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -126,25 +127,34 @@ class FilesystemDriver(StorageDriver):
             raise StorageError(f"failed to open {path} for writing") from exc
         return _FileWriter(fd)
 
-    async def commit(self, upload: str, target: str) -> None:
+    async def commit(
+        self, upload: str, target: str, *, keep_source: bool = False
+    ) -> None:
         try:
             await to_thread.run_sync(
-                self._commit, self._full(upload), self._full(target)
+                self._commit, self._full(upload), self._full(target), keep_source
             )
         except OSError as exc:
             raise StorageError(f"failed to commit {upload}: {exc.strerror}") from exc
 
     @staticmethod
-    def _commit(source: Path, target: Path) -> None:
+    def _commit(source: Path, target: Path, keep_source: bool) -> None:
         # Content-addressed: a complete copy already in place is the same bytes.
         # One of another size can only be damage, and the new copy replaces it.
         if target.exists() and target.stat().st_size == source.stat().st_size:
-            source.unlink(missing_ok=True)
+            if not keep_source:
+                source.unlink(missing_ok=True)
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(source, "rb") as handle:
             os.fsync(handle.fileno())
-        os.rename(source, target)
+        if keep_source:
+            # A second name for the same bytes, then an atomic rename into place.
+            staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+            os.link(source, staged)
+            os.rename(staged, target)
+        else:
+            os.rename(source, target)
         _fsync_directory(target.parent)
 
     async def delete(self, path: str) -> None:

@@ -382,7 +382,9 @@ class S3Driver(StorageDriver):
             start = stop
         return _S3Writer(self, path, kept, dropped, buffer)
 
-    async def commit(self, upload: str, target: str) -> None:
+    async def commit(
+        self, upload: str, target: str, *, keep_source: bool = False
+    ) -> None:
         """Assemble an upload's pieces at `target`, or move a stored object there.
 
         Moving a stored object (garbage collection moves blobs to and from a
@@ -400,7 +402,8 @@ class S3Driver(StorageDriver):
         # Content-addressed: a complete copy already in place is the same bytes.
         if await self._stat_object(target) != size:
             await self._copy(upload, target, sources)
-        await self.delete(upload)
+        if not keep_source:
+            await self.delete(upload)
 
     async def _stat_object(self, path: str) -> int | None:
         try:

@@ -75,6 +75,11 @@ class RegistrySettings(_Section):
     upload_max_age: int = Field(24 * 3600, ge=1)
     # How often background upkeep runs (seconds); one replica at a time.
     maintenance_interval: int = Field(600, ge=1)
+    # Garbage collection in the upkeep: every gc_interval seconds (0: never;
+    # run `dockyard gc` instead), with these grace periods (docs/gc.md).
+    gc_interval: int = Field(0, ge=0)
+    gc_grace: int = Field(3600, ge=0)
+    gc_keep_untagged: int = Field(3600, ge=0)
 
 
 class LdapSettings(_Section):

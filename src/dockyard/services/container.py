@@ -10,7 +10,8 @@ from dockyard.metadata.account_store import AccountStore
 from dockyard.metadata.executor import Executor, create_executor
 from dockyard.services.blobs import BlobService
 from dockyard.services.discovery import DiscoveryService
-from dockyard.services.maintenance import Maintenance
+from dockyard.services.gc import GcOptions
+from dockyard.services.maintenance import GcSchedule, Maintenance
 from dockyard.services.manifests import ManifestService
 from dockyard.services.uploads import UploadService
 from dockyard.settings import Settings
@@ -72,5 +73,16 @@ def build_services(settings: Settings) -> Services:
         manifests=ManifestService(store),
         discovery=DiscoveryService(store),
         access=build_access(settings, accounts),
-        maintenance=Maintenance(executor, storage, settings.registry.upload_max_age),
+        maintenance=Maintenance(
+            executor,
+            storage,
+            settings.registry.upload_max_age,
+            GcSchedule(
+                settings.registry.gc_interval,
+                GcOptions(
+                    grace=settings.registry.gc_grace,
+                    keep_untagged=settings.registry.gc_keep_untagged,
+                ),
+            ),
+        ),
     )

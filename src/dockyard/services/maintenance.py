@@ -16,6 +16,7 @@ from functools import partial
 
 from dockyard.metadata import jobs
 from dockyard.metadata.executor import Executor
+from dockyard.services.gc import GarbageCollector, GcOptions
 from dockyard.storage import StorageDriver
 from dockyard.storage.paths import UPLOADS, upload_path
 
@@ -32,14 +33,27 @@ class ExpiryReport:
     orphans: int
 
 
+@dataclass(frozen=True, slots=True)
+class GcSchedule:
+    interval: float  # seconds between collections; 0 switches them off
+    options: GcOptions
+
+
 class Maintenance:
     def __init__(
-        self, db: Executor, storage: StorageDriver, upload_max_age: float
+        self,
+        db: Executor,
+        storage: StorageDriver,
+        upload_max_age: float,
+        gc: GcSchedule | None = None,
     ) -> None:
         self.db = db
         self.storage = storage
         self.upload_max_age = upload_max_age
+        self.gc = gc
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        # Wall-clock time of the last collection this replica ran.
+        self._collected_at = time.time()
 
     async def expire_uploads(self) -> ExpiryReport:
         cutoff = time.time() - self.upload_max_age
@@ -111,7 +125,27 @@ class Maintenance:
                 "expired uploads",
                 extra={"sessions": report.sessions, "orphans": report.orphans},
             )
+        await self._collect_if_due()
         return report
+
+    async def _collect_if_due(self) -> None:
+        if self.gc is None or not self.gc.interval:
+            return
+        if time.time() - self._collected_at < self.gc.interval:
+            return
+        self._collected_at = time.time()
+        logger.info("garbage collection started")
+        collected = await GarbageCollector(self.db, self.storage, self.gc.options).run()
+        logger.info(
+            "garbage collection finished",
+            extra={
+                "manifests": collected.manifests,
+                "links": collected.links,
+                "blobs": collected.blobs,
+                "freed_bytes": collected.blob_bytes,
+                "errors": collected.errors,
+            },
+        )
 
     async def loop(self, interval: float) -> None:
         """Run the upkeep every `interval` seconds until cancelled."""

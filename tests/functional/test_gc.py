@@ -6,9 +6,7 @@ with no grace period would take other tests' content from a shared one.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import os
 import random
@@ -49,22 +47,7 @@ ACCEPT = ", ".join(
 )
 
 
-def _gc_command() -> list[str]:
-    # TODO: drop the fallback once `dockyard gc` is registered in cli/main.py.
-    from dockyard.cli.main import build_parser
-
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            build_parser().parse_args(["gc", "--dry-run"])
-    except SystemExit:
-        registered = False
-    else:
-        registered = True
-    module = ["dockyard", "gc"] if registered else ["dockyard.cli.gc"]
-    return [sys.executable, "-m", *module]
-
-
-GC_COMMAND = _gc_command()
+GC_COMMAND = [sys.executable, "-m", "dockyard", "gc"]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

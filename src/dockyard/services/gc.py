@@ -36,7 +36,7 @@ from dockyard.oci.digest import Digest
 from dockyard.oci.errcodes import RegistryError
 from dockyard.storage import StorageDriver
 from dockyard.storage.base import StorageError
-from dockyard.storage.paths import blob_path
+from dockyard.storage.paths import TRASH, blob_path, trash_path
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +48,8 @@ DEFAULT_KEEP_UNTAGGED = 3600.0
 PROGRESS_ITEMS = 1000
 PROGRESS_SECONDS = 5.0
 
-# TODO: move TRASH and trash_path to storage/paths.py (and its drawing of the
-# layout) once the lead accepts them; gc is their only user today.
-TRASH = "trash"
 # `lock` adds ".lock": one collector at a time per storage.
 COLLECTOR_LOCK = f"{TRASH}/collector"
-
-
-def trash_path(digest: str) -> str:
-    return f"{TRASH}/{digest}"
 
 
 @dataclass(frozen=True, slots=True)

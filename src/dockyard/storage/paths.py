@@ -8,6 +8,11 @@
         sha512/...
       uploads/
         <upload id>              bytes received so far for one upload session
+        <upload id>.lock         its lock (filesystem: an flock)
+      trash/
+        <digest>                 a blob the garbage collector is removing
+      quarantine/
+        <digest>                 a damaged blob that `dockyard fsck --repair` set aside
 
 A blob appears under blobs/ only by an atomic rename of a complete, verified,
 fsynced upload, so a reader never sees a partial blob.
@@ -19,6 +24,7 @@ from dockyard.oci.digest import Digest
 
 BLOBS = "blobs"
 UPLOADS = "uploads"
+TRASH = "trash"
 
 
 def blob_path(digest: Digest) -> str:
@@ -27,3 +33,7 @@ def blob_path(digest: Digest) -> str:
 
 def upload_path(upload_id: str) -> str:
     return f"{UPLOADS}/{upload_id}"
+
+
+def trash_path(digest: str) -> str:
+    return f"{TRASH}/{digest}"

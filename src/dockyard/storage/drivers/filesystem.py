@@ -205,6 +205,4 @@ def _remove_tree(path: Path) -> None:
     path.rmdir()
 
 
-@register("filesystem")
-def create(root: str | Path) -> FilesystemDriver:
-    return FilesystemDriver(root)
+register("filesystem")(FilesystemDriver)

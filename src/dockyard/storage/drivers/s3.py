@@ -588,26 +588,4 @@ class _S3Writer(UploadWriter):
         self._pieces.append(_Piece(key, len(data)))
 
 
-@register("s3")
-def create(
-    bucket: str,
-    endpoint_url: str | None = None,
-    region: str = "us-east-1",
-    access_key: str | None = None,
-    secret_key: str | None = None,
-    prefix: str = "",
-    redirect: bool = False,
-    sse: str | None = None,
-    sse_kms_key_id: str | None = None,
-) -> S3Driver:
-    return S3Driver(
-        bucket,
-        endpoint_url=endpoint_url,
-        region=region,
-        access_key=access_key,
-        secret_key=secret_key,
-        prefix=prefix,
-        redirect=redirect,
-        sse=sse,
-        sse_kms_key_id=sse_kms_key_id,
-    )
+register("s3")(S3Driver)

@@ -77,16 +77,22 @@ class ThreadedExecutor:
     def __init__(self, url: str) -> None:
         self.engine = create_sync_engine(url)
         self.dialect = self.engine.dialect.name
+        self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def read(self, query: Callable[[sa.Connection], T]) -> T:
-        return await to_thread.run_sync(self._run, query)
+        return await to_thread.run_sync(self._read, query)
 
     async def write(self, change: Callable[[sa.Connection], T]) -> T:
-        return await to_thread.run_sync(self._run, change)
+        return await to_thread.run_sync(self._write, change)
 
-    def _run(self, work: Callable[[sa.Connection], T]) -> T:
+    def _read(self, query: Callable[[sa.Connection], T]) -> T:
+        # Autocommit: no BEGIN and COMMIT round trips around a lone SELECT.
+        with self._reader.connect() as conn:
+            return query(conn)
+
+    def _write(self, change: Callable[[sa.Connection], T]) -> T:
         with self.engine.begin() as conn:
-            return work(conn)
+            return change(conn)
 
     async def close(self) -> None:
         self.engine.dispose()

@@ -34,8 +34,8 @@ from tests.clients.tools import (
     COMMAND_TIMEOUT,
     Podman,
     Skopeo,
+    client_environment,
     require_tool,
-    write_registries_conf,
 )
 from tests.support.oci_layout import Image, OciLayout, write_image
 
@@ -80,13 +80,7 @@ def client_env(server: AuthServer, tmp_path: Path) -> dict[str, str]:
     """No credentials but those a test logs in with: an empty auth file."""
     folder = tmp_path / "containers"
     folder.mkdir()
-    conf = write_registries_conf(folder / "registries.conf", server.host)
-    auth_file = folder / "auth.json"
-    auth_file.write_text('{"auths": {}}')
-    return {
-        "CONTAINERS_REGISTRIES_CONF": str(conf),
-        "REGISTRY_AUTH_FILE": str(auth_file),
-    }
+    return client_environment(folder, server.host)
 
 
 @pytest.fixture
@@ -219,58 +213,35 @@ def test_skopeo_anonymous_inspect_and_pull_of_public_namespace(
     assert layout_digest(tmp_path / "pulled", "v1") == image.digest
 
 
-def test_skopeo_anonymous_push_is_refused_and_stores_nothing(
-    skopeo: Skopeo,
-    client_env: dict[str, str],
-    server: AuthServer,
-    admin: httpx.Client,
-    tmp_path: Path,
-) -> None:
-    write_image(tmp_path / "source", "v1", seed=303, layer_count=1)
-    # Public for pulls, which is no reason to accept anonymous pushes.
-    repository = new_repository("pub")
-    command = [
-        skopeo.binary, "--registries-conf", str(skopeo.registries_conf),
-        "copy", "--quiet", "--dest-tls-verify=false", "--dest-no-creds",
-        f"oci:{tmp_path / 'source'}:v1", f"docker://{server.host}/{repository}:v1",
-    ]  # fmt: skip
-
-    assert_refusal_message(run_refused(command, client_env))
-    assert stored_digest(admin, repository, "v1") is None
-
-
-def test_skopeo_reader_cannot_push(
-    skopeo: Skopeo,
-    client_env: dict[str, str],
-    server: AuthServer,
-    admin: httpx.Client,
-    tmp_path: Path,
-) -> None:
-    write_image(tmp_path / "source", "v1", seed=304, layer_count=1)
-    repository = new_repository("acme")
-    command = [
-        skopeo.binary, "--registries-conf", str(skopeo.registries_conf),
-        "copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", READER.creds,
-        f"oci:{tmp_path / 'source'}:v1", f"docker://{server.host}/{repository}:v1",
-    ]  # fmt: skip
-
-    assert_refusal_message(run_refused(command, client_env))
-    assert stored_digest(admin, repository, "v1") is None
-
-
-def test_skopeo_robot_cannot_push_outside_its_grant(
+@pytest.mark.parametrize(
+    ("namespace", "who"),
+    [
+        # Public for pulls, which is no reason to accept anonymous pushes.
+        pytest.param("pub", "anonymous", id="anonymous-on-public"),
+        pytest.param("acme", "reader", id="reader"),
+        pytest.param("pub", "robot", id="robot-outside-its-grant"),
+    ],
+)
+def test_skopeo_push_without_push_rights_is_refused_and_stores_nothing(
     skopeo: Skopeo,
     client_env: dict[str, str],
     server: AuthServer,
     robot: Account,
     admin: httpx.Client,
     tmp_path: Path,
+    namespace: str,
+    who: str,
 ) -> None:
-    write_image(tmp_path / "source", "v1", seed=305, layer_count=1)
-    repository = new_repository("pub")
+    write_image(tmp_path / "source", "v1", seed=303, layer_count=1)
+    repository = new_repository(namespace)
+    credentials = {
+        "anonymous": ["--dest-no-creds"],
+        "reader": ["--dest-creds", READER.creds],
+        "robot": ["--dest-creds", robot.creds],
+    }[who]
     command = [
         skopeo.binary, "--registries-conf", str(skopeo.registries_conf),
-        "copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", robot.creds,
+        "copy", "--quiet", "--dest-tls-verify=false", *credentials,
         f"oci:{tmp_path / 'source'}:v1", f"docker://{server.host}/{repository}:v1",
     ]  # fmt: skip
 

@@ -27,9 +27,9 @@ from tests.clients.tools import (
     Podman,
     Registry,
     Skopeo,
+    client_environment,
     require_module,
     require_tool,
-    write_registries_conf,
 )
 from tests.support.server import RegistryServer
 
@@ -63,14 +63,9 @@ def client_env(
     registry: Registry,
 ) -> dict[str, str]:
     """Environment for container tools: our registries.conf, no host auth file."""
-    folder = tmp_path_factory.mktemp("containers-config")
-    conf = write_registries_conf(folder / "registries.conf", registry.host)
-    auth_file = folder / "auth.json"
-    auth_file.write_text('{"auths": {}}')
-    return {
-        "CONTAINERS_REGISTRIES_CONF": str(conf),
-        "REGISTRY_AUTH_FILE": str(auth_file),
-    }
+    return client_environment(
+        tmp_path_factory.mktemp("containers-config"), registry.host
+    )
 
 
 @pytest.fixture

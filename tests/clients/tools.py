@@ -99,6 +99,17 @@ def write_registries_conf(path: Path, insecure_host: str) -> Path:
     return path
 
 
+def client_environment(folder: Path, insecure_host: str) -> dict[str, str]:
+    """Variables for container tools: our registries.conf, an empty auth file."""
+    conf = write_registries_conf(folder / "registries.conf", insecure_host)
+    auth_file = folder / "auth.json"
+    auth_file.write_text('{"auths": {}}')
+    return {
+        "CONTAINERS_REGISTRIES_CONF": str(conf),
+        "REGISTRY_AUTH_FILE": str(auth_file),
+    }
+
+
 class Skopeo:
     """skopeo with a private registries.conf and TLS verification off."""
 

@@ -38,10 +38,12 @@ def create_app(settings: Settings) -> Starlette:
         upkeep = asyncio.create_task(
             app.state.services.maintenance.loop(settings.registry.maintenance_interval)
         )
+        app.state.services.pulls.start()
         try:
             yield
         finally:
             upkeep.cancel()
+            await app.state.services.pulls.stop()
             await app.state.services.close()
 
     return Starlette(

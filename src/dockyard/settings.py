@@ -80,6 +80,11 @@ class RegistrySettings(_Section):
     gc_interval: int = Field(0, ge=0)
     gc_grace: int = Field(3600, ge=0)
     gc_keep_untagged: int = Field(3600, ge=0)
+    # Retention rules applied in the upkeep every retention_interval seconds
+    # (0: never; run `dockyard retention run` instead). See docs/retention.md.
+    retention_interval: int = Field(0, ge=0)
+    # How often each process writes the pull times it noted (seconds).
+    pull_flush_interval: float = Field(5.0, gt=0, le=3600)
 
 
 class LdapSettings(_Section):
@@ -162,13 +167,6 @@ class Settings(_Section):
     registry: RegistrySettings = RegistrySettings()
     auth: AuthSettings = AuthSettings()
     tls: TlsSettings = TlsSettings()
-
-    @model_validator(mode="after")
-    def _one_writer_per_bucket(self) -> Settings:
-        # Upload sessions on S3 are locked within one process only, for now.
-        if self.storage.driver == "s3" and self.http.workers > 1:
-            raise ValueError("with storage.driver s3, http.workers must be 1")
-        return self
 
     @property
     def storage_root(self) -> Path:

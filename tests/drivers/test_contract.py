@@ -8,6 +8,7 @@ closed, and a commit once the digest is verified.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 
 import anyio
@@ -308,6 +309,33 @@ async def test_list_yields_every_path_under_a_prefix(driver: StorageDriver) -> N
     assert [p async for p in driver.list("missing")] == []
 
 
+async def test_scan_gives_every_path_with_the_time_it_was_written(
+    driver: StorageDriver,
+) -> None:
+    # Object stores keep whole seconds: allow for the truncation.
+    before = time.time() - 1
+    await store(driver, BLOB, payload(5))
+    await append(driver, "uploads/pending", 0, [payload(6 * MiB)])
+    after = time.time() + 1
+
+    entries = [entry async for entry in driver.scan("")]
+
+    assert sorted(path for path, _ in entries) == [BLOB, "uploads/pending"]
+    assert all(before <= modified <= after for _, modified in entries)
+    assert [entry.path async for entry in driver.scan("uploads")] == ["uploads/pending"]
+
+
+async def test_an_upload_is_as_new_as_its_last_write(driver: StorageDriver) -> None:
+    await append(driver, UPLOAD, 0, [payload(10)])
+    [(_, first)] = [entry async for entry in driver.scan("uploads")]
+    await anyio.sleep(1.1)
+
+    await append(driver, UPLOAD, 10, [payload(10)])
+
+    [(_, second)] = [entry async for entry in driver.scan("uploads")]
+    assert second > first
+
+
 async def test_lock_is_exclusive_until_released(driver: StorageDriver) -> None:
     events: list[str] = []
     held = anyio.Event()
@@ -338,6 +366,20 @@ async def test_locks_on_different_paths_do_not_wait(driver: StorageDriver) -> No
             pass
         async with driver.lock(UPLOAD):
             pass  # released and reacquirable
+
+
+async def test_lock_spans_processes_exactly_when_the_driver_says_so(
+    open_driver: Callable[[], StorageDriver],
+) -> None:
+    # Two instances on one store stand for two processes. A driver whose lock
+    # does not reach across them leaves that to the upload service.
+    first, second = open_driver(), open_driver()
+    async with first.lock(UPLOAD):
+        with anyio.move_on_after(0.3) as waiting:
+            async with second.lock(UPLOAD):
+                pass
+
+    assert waiting.cancelled_caught == first.lock_spans_processes
 
 
 async def test_redirect_url_fetches_the_blob_when_offered(
@@ -373,6 +415,22 @@ async def test_s3_commit_leaves_nothing_but_the_blob(moto: MotoServer) -> None:
 
     assert moto.keys(bucket) == [BLOB]
     assert await read_all(driver, BLOB) == data
+
+
+async def test_s3_lists_the_pieces_of_a_first_writer_that_died(
+    moto: MotoServer,
+) -> None:
+    # A full part reaches the bucket as soon as it is written; the state only
+    # when the writer closes, which a crashed process never does.
+    bucket = moto.create_bucket()
+    driver = moto.driver(bucket)
+    writer = await driver.open_writer(UPLOAD, 0)
+    await writer.write(payload(6 * MiB))
+
+    assert await driver.stat(UPLOAD) is None
+    assert [path async for path in driver.list("uploads")] == [UPLOAD]
+    await driver.delete(UPLOAD)
+    assert moto.keys(bucket) == []
 
 
 async def test_s3_keys_live_under_the_prefix(moto: MotoServer) -> None:

@@ -181,6 +181,29 @@ def test_fresh_blob_survives_the_default_grace_period(
     assert pull(http, repository, "late") == []
 
 
+def test_gc_in_batches_smaller_than_the_garbage(
+    server: RegistryServer, http: httpx.Client
+) -> None:
+    oci = RegistryClient(http)
+    repository = "gc/batches"
+    kept = oci.push_image(repository, "keep")
+    untagged = [oci.push_image(repository) for _ in range(12)]
+
+    result = run_gc(server, "--grace", "0", "--keep-untagged", "0", "--batch-size", "5")
+    assert "deleted 12 manifests, 24 blob links and 24 blobs" in result.stdout
+    assert "gc: blobs: 24/24" in result.stderr
+    for manifest in untagged:
+        assert (
+            http.head(f"/v2/{repository}/manifests/{manifest.digest}").status_code
+            == 404
+        )
+        document = json.loads(manifest.content)
+        for blob in [document["config"], *document["layers"]]:
+            assert not blob_file(server, blob["digest"]).exists()
+    assert pull(http, repository, "keep") == []
+    assert pull(http, repository, kept.digest) == []
+
+
 class _Stress:
     """Pushes, tags, deletes and pulls in threads, recording every outcome."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -19,15 +19,16 @@ from dockyard.metadata.tables import repository_blobs
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Descriptor, ParsedManifest
 from dockyard.services.gc import (
+    TRANSACTION_TARGET,
+    BatchSize,
     GarbageCollector,
     GcOptions,
     Removal,
     plan_repository,
     reachable_manifests,
-    trash_path,
 )
 from dockyard.storage.drivers.filesystem import FilesystemDriver
-from dockyard.storage.paths import blob_path
+from dockyard.storage.paths import blob_path, trash_path
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
@@ -236,6 +237,53 @@ def test_blob_delete_rechecks_links(conn: sa.Connection) -> None:
     assert not gc_queries.blob_exists(conn, orphan)
 
 
+def test_batch_deletions_keep_what_is_used_again(conn: sa.Connection) -> None:
+    found = queries.repository_id(conn, REPO) or queries.ensure_repository(conn, REPO)
+    layers = [blob(conn) for _ in range(4)]
+    untagged = [image(conn, layer) for layer in layers]
+    # Since the plan: one manifest was tagged, one layer is used by a new
+    # image, and one was mounted into another repository.
+    retagged = ParsedManifest(MANIFEST, blobs=(Descriptor("layer", layers[1], 16),))
+    queries.put_manifest(conn, REPO, untagged[1], retagged, b"", ["late"])
+    image(conn, layers[2], tag="v2")
+
+    manifests = gc_queries.delete_unreachable_manifests(conn, found, untagged, FUTURE)
+    assert sorted(manifests) == sorted(set(untagged) - {untagged[1]})
+    links = gc_queries.unlink_unreferenced_blobs(conn, found, layers, FUTURE)
+    assert sorted(links) == sorted([layers[0], layers[3]])
+
+    queries.link_blob(conn, "other/app", layers[3], 16)
+    assert gc_queries.delete_orphan_blobs(conn, layers, FUTURE) == [layers[0]]
+    assert gc_queries.existing_blobs(conn, layers) == set(layers[1:])
+
+
+def test_one_batch_deletes_an_index_below_its_parents(conn: sa.Connection) -> None:
+    found = queries.repository_id(conn, REPO) or queries.ensure_repository(conn, REPO)
+    child = image(conn, blob(conn))
+    top = index(conn, child)
+    signature = image(conn, blob(conn), subject=child)
+    kept = image(conn, blob(conn))
+    index(conn, kept, tag="multi")
+
+    # Children and referrers first: each only goes once what reached it has.
+    batch = [signature, child, top, kept]
+    deleted = gc_queries.delete_unreachable_manifests(conn, found, batch, FUTURE)
+    assert sorted(deleted) == sorted([signature, child, top])
+    assert not gc_queries.delete_unreachable_manifests(conn, found, batch, PAST)
+
+
+def test_batch_size_shrinks_for_slow_transactions_and_grows_back() -> None:
+    size = BatchSize(100)
+    sizes = [size.size]
+    for seconds in (0.0, 0.0, 0.0, TRANSACTION_TARGET * 2, 0.0, 0.0):
+        size.record(seconds)
+        sizes.append(size.size)
+    assert sizes == [16, 32, 64, 100, 50, 100, 100]
+    lone = BatchSize(1)
+    lone.record(TRANSACTION_TARGET * 2)
+    assert lone.size == 1
+
+
 # -- the collector on a real driver -----------------------------------------
 
 
@@ -248,15 +296,28 @@ def store_blob(root: Path, conn: sa.Connection, data: bytes) -> str:
     return digest
 
 
-def collect(database: str, root: Path, dry_run: bool = False) -> list[Removal]:
-    options = GcOptions(dry_run=dry_run, grace=0, keep_untagged=0)
+def collect(
+    database: str,
+    root: Path,
+    dry_run: bool = False,
+    batch_size: int = 256,
+    on_removal: Callable[[Removal], None] | None = None,
+) -> list[Removal]:
+    options = GcOptions(
+        dry_run=dry_run, grace=0, keep_untagged=0, batch_size=batch_size
+    )
     removed: list[Removal] = []
+
+    def record(removal: Removal) -> None:
+        removed.append(removal)
+        if on_removal is not None:
+            on_removal(removal)
 
     async def go() -> None:
         executor = create_executor(database)
         storage = FilesystemDriver(root)
         try:
-            await GarbageCollector(executor, storage, options, removed.append).run()
+            await GarbageCollector(executor, storage, options, record).run()
         finally:
             await executor.close()
 
@@ -326,3 +387,70 @@ def test_collector_restores_trash_of_blobs_that_came_back(
     assert (root / blob_path(Digest.parse(back))).read_bytes() == b"came back"
     assert not (root / trash_path(gone)).exists()
     assert not (root / trash_path(back)).exists()
+
+
+def test_collector_deletes_more_than_one_batch(
+    database: str, conn: sa.Connection, tmp_path: Path
+) -> None:
+    root = tmp_path / "storage"
+    kept = store_blob(root, conn, b"kept")
+    image(conn, kept, tag="v1")
+    layers = [store_blob(root, conn, f"layer {n}".encode()) for n in range(7)]
+    for layer in layers:
+        image(conn, layer)
+    conn.commit()
+
+    removed = collect(database, root, batch_size=3)
+    kinds = [removal.kind for removal in removed]
+    assert kinds == ["manifest"] * 7 + ["link"] * 7 + ["blob"] * 7
+    assert sorted(r.digest for r in removed if r.kind == "blob") == sorted(layers)
+    for layer in layers:
+        assert not (root / blob_path(Digest.parse(layer))).exists()
+    assert (root / blob_path(Digest.parse(kept))).exists()
+    assert gc_queries.existing_blobs(conn, [kept, *layers]) == {kept}
+    assert not list((root / "trash").glob("sha256:*"))
+
+
+def test_collector_keeps_items_used_again_while_it_runs(
+    database: str, conn: sa.Connection, tmp_path: Path
+) -> None:
+    # Batches of two, in digest order: what becomes used again while the first
+    # batch of a phase is deleted sits in the last batch, and its re-check keeps
+    # it.
+    root = tmp_path / "storage"
+    layers = sorted(store_blob(root, conn, f"layer {n}".encode()) for n in range(6))
+    by_manifest = {image(conn, layer): layer for layer in layers}
+    conn.commit()
+    tagged = max(by_manifest)
+    reused = max(set(layers) - {by_manifest[tagged]})
+    orphans = sorted(set(layers) - {by_manifest[tagged], reused})
+    engine = create_sync_engine(database)
+    seen: set[str] = set()
+
+    def meanwhile(removal: Removal) -> None:
+        if removal.kind in seen:
+            return
+        seen.add(removal.kind)
+        with engine.begin() as other:
+            if removal.kind == "manifest":
+                again = ParsedManifest(MANIFEST)
+                queries.put_manifest(other, REPO, tagged, again, b"", ["late"])
+            elif removal.kind == "link":
+                image(other, reused, tag="new")
+            else:
+                queries.link_blob(other, "other/app", orphans[-1], 16)
+
+    try:
+        removed = collect(database, root, batch_size=2, on_removal=meanwhile)
+    finally:
+        engine.dispose()
+
+    collected_manifests = {r.digest for r in removed if r.kind == "manifest"}
+    assert collected_manifests == set(by_manifest) - {tagged}
+    assert {r.digest for r in removed if r.kind == "link"} == set(orphans)
+    assert {r.digest for r in removed if r.kind == "blob"} == set(orphans[:-1])
+    for layer in (by_manifest[tagged], reused, orphans[-1]):
+        assert (root / blob_path(Digest.parse(layer))).exists()
+    for layer in orphans[:-1]:
+        assert not (root / blob_path(Digest.parse(layer))).exists()
+    assert gc_queries.existing_blobs(conn, layers) == set(layers) - set(orphans[:-1])

@@ -49,3 +49,17 @@ def test_unparsable_file_is_one_clear_problem(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(config, environ={})
     assert "not valid yaml" in caught.value.problems[0]
+
+
+def test_s3_storage_runs_with_several_workers() -> None:
+    # Upload sessions on S3 are locked through the metadata database, so any
+    # number of processes may share a bucket.
+    settings = load_settings(
+        environ={
+            "DOCKYARD_STORAGE_DRIVER": "s3",
+            "DOCKYARD_STORAGE_S3_BUCKET": "registry",
+            "DOCKYARD_HTTP_WORKERS": "4",
+        }
+    )
+    assert settings.storage.driver == "s3"
+    assert settings.http.workers == 4

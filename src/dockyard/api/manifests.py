@@ -21,6 +21,10 @@ async def get_manifest(request: Request) -> Response:
     record = await services(request).manifests.get(
         name, request.path_params["reference"], content=not head
     )
+    if not head:
+        services(request).pulls.record(
+            name, record.digest, request.path_params["reference"]
+        )
     headers = {
         "Docker-Content-Digest": record.digest,
         "ETag": f'"{record.digest}"',

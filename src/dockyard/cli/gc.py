@@ -1,9 +1,9 @@
 """`dockyard gc`: collect unreachable manifests and unused blobs.
 
-It works on the database and storage of a running registry: every deletion is
-its own short transaction that re-checks its condition, so pushes and pulls go
-on. What goes (or would go, with --dry-run) is printed on stdout, progress on
-stderr.
+It works on the database and storage of a running registry: deletions go in
+short transactions of a batch each, and every item's condition is re-checked
+inside them, so pushes and pulls go on. What goes (or would go, with --dry-run)
+is printed on stdout, progress on stderr.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import anyio
 from dockyard.cli.database import CommandError, load
 from dockyard.cli.options import add_config_option
 from dockyard.services.gc import (
+    DEFAULT_BATCH_SIZE,
     DEFAULT_GRACE,
     DEFAULT_KEEP_UNTAGGED,
     GarbageCollector,
@@ -56,6 +57,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep unreachable manifests younger than this "
         f"(default {DEFAULT_KEEP_UNTAGGED:g})",
     )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help="delete at most N items per database transaction "
+        f"(default {DEFAULT_BATCH_SIZE})",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -66,12 +75,22 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load(args)
         _check_schema(settings)
         options = GcOptions(
-            dry_run=args.dry_run, grace=args.grace, keep_untagged=args.keep_untagged
+            dry_run=args.dry_run,
+            grace=args.grace,
+            keep_untagged=args.keep_untagged,
+            batch_size=args.batch_size,
         )
         report = anyio.run(_collect, settings, options)
     except CommandError as exc:

@@ -12,6 +12,7 @@ from dockyard.cli import config as config_commands
 from dockyard.cli import db as db_commands
 from dockyard.cli import fsck as fsck_command
 from dockyard.cli import gc as gc_command
+from dockyard.cli import retention as retention_commands
 from dockyard.cli import serve as serve_command
 
 
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.register(commands)
     fsck_command.register(commands)
     gc_command.register(commands)
+    retention_commands.register(commands)
     account_commands.register_users(commands)
     account_commands.register_namespaces(commands)
     account_commands.register_tag_rules(commands)

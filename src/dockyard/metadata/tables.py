@@ -215,3 +215,44 @@ job_leases = sa.Table(
     sa.Column("holder", sa.String(128), nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
 )
+
+# Retention rules: which tags and untagged manifests of the namespace's
+# repositories matching `repository_pattern` to keep (docs/retention.md).
+retention_rules = sa.Table(
+    "retention_rules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "namespace_id",
+        sa.Integer,
+        sa.ForeignKey("namespaces.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("repository_pattern", sa.String(255), nullable=False),
+    sa.Column("keep_newest", sa.Integer),
+    # A JSON list of tag globs.
+    sa.Column("keep_tags", sa.Text),
+    sa.Column("keep_pulled_days", sa.Integer),
+    sa.Column("untagged_days", sa.Integer),
+    sa.Column("keep_pinned", sa.Boolean, nullable=False, default=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("namespace_id", "repository_pattern"),
+)
+
+# When each manifest was last pulled (a GET, not a HEAD), written in batches by
+# every process; `pinned_at` is the last pull by digest. No foreign key to the
+# manifest: a late batch must not fail on a manifest deleted meanwhile, so
+# retention runs drop the rows of manifests that are gone.
+manifest_pulls = sa.Table(
+    "manifest_pulls",
+    metadata,
+    sa.Column(
+        "repository_id",
+        sa.Integer,
+        sa.ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("digest", DigestText, primary_key=True),
+    sa.Column("pulled_at", sa.Float, nullable=False),
+    sa.Column("pinned_at", sa.Float),
+)

@@ -13,6 +13,9 @@ from dockyard.services.discovery import DiscoveryService
 from dockyard.services.gc import GcOptions
 from dockyard.services.maintenance import GcSchedule, Maintenance
 from dockyard.services.manifests import ManifestService
+from dockyard.services.pulls import PullRecorder
+from dockyard.services.retention import RetentionService
+from dockyard.services.upload_locks import UploadLocks
 from dockyard.services.uploads import UploadService
 from dockyard.settings import Settings
 from dockyard.storage import StorageDriver
@@ -32,6 +35,9 @@ class Services:
     # None when authentication is switched off: everything is allowed.
     access: AccessControl | None
     maintenance: Maintenance
+    retention: RetentionService
+    # Pull times noted by manifest GETs, written in batches in the background.
+    pulls: PullRecorder
 
     async def close(self) -> None:
         await self.store.close()
@@ -63,13 +69,14 @@ def build_services(settings: Settings) -> Services:
     store = MetadataStore(executor)
     accounts = AccountStore(executor)
     storage = driver_from_settings(settings)
+    retention = RetentionService(executor, settings.registry.retention_interval)
     return Services(
         settings=settings,
         store=store,
         accounts=accounts,
         storage=storage,
         blobs=BlobService(store, storage),
-        uploads=UploadService(store, storage),
+        uploads=UploadService(store, storage, UploadLocks(executor)),
         manifests=ManifestService(store),
         discovery=DiscoveryService(store),
         access=build_access(settings, accounts),
@@ -84,5 +91,8 @@ def build_services(settings: Settings) -> Services:
                     keep_untagged=settings.registry.gc_keep_untagged,
                 ),
             ),
+            retention=retention,
         ),
+        retention=retention,
+        pulls=PullRecorder(executor, settings.registry.pull_flush_interval),
     )

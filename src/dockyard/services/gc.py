@@ -2,32 +2,43 @@
 
 The collector runs beside a serving registry, in three phases:
 
-1. per repository, delete untagged manifests that nothing reaches any more;
-2. per repository, remove blob links that no remaining manifest references;
-3. delete blobs that no repository links: the row, then the file.
+1. delete untagged manifests that nothing reaches any more;
+2. remove blob links that no remaining manifest of their repository references;
+3. delete blobs that no repository links: the rows, then the files.
 
-Each deletion is its own short write transaction that re-checks its condition
-(`metadata.gc_queries`), so pushes and pulls go on and a push racing the
-collector either commits with all its blobs or fails with MANIFEST_BLOB_UNKNOWN.
+It plans from reads, then deletes in batches: each write transaction takes up
+to `GcOptions.batch_size` items and re-checks every item's condition in the
+statements that delete (`metadata.gc_queries`), so a push racing the collector
+either commits with all its blobs or fails with MANIFEST_BLOB_UNKNOWN. The
+transactions are kept short (the batch shrinks when one runs long) and, on
+SQLite, each is followed by a pause as long as the lock was held, so that
+pushes waiting for the single writer's lock get their turn.
 
 A blob's file goes in three steps, so that a concurrent upload of the same
 content never ends with a row and no file: delete the row (only if still
 unlinked), move the file to `trash/<digest>`, then look at the row again. If an
 upload brought the row back meanwhile, the file is put back (unless the upload
-already placed a new copy); otherwise the trash copy is deleted. A run that
-stops half-way leaves files in trash/, and the next run settles them the same
-way before it starts.
+already placed a new copy); otherwise the trash copy is deleted. A batch's
+files are moved concurrently, then its rows are read once, then its files are
+settled concurrently. A run that stops half-way leaves files in trash/, and the
+next run settles them the same way before it starts.
 """
 
 from __future__ import annotations
 
 import logging
+import os  # TEMP-EXPERIMENT
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Literal
+from itertools import groupby
+from operator import attrgetter
+from typing import Literal, Protocol, TypeVar
+
+import anyio
+import sqlalchemy as sa
 
 from dockyard.metadata import gc_queries
 from dockyard.metadata.executor import Executor
@@ -47,6 +58,15 @@ DEFAULT_KEEP_UNTAGGED = 3600.0
 # Progress is reported every so many items, or so many seconds, whichever first.
 PROGRESS_ITEMS = 1000
 PROGRESS_SECONDS = 5.0
+# Items deleted per write transaction, at most.
+DEFAULT_BATCH_SIZE = 256
+# A phase starts with batches this small and doubles them while they are quick.
+FIRST_BATCH_SIZE = 16
+# How long one write transaction should hold the database: on SQLite every push
+# waits for it. A batch that takes longer halves the next one.
+TRANSACTION_TARGET = 0.05
+# Storage operations (moves to trash, restores, deletes) in flight at once.
+STORAGE_CONCURRENCY = 16
 
 # `lock` adds ".lock": one collector at a time per storage.
 COLLECTOR_LOCK = f"{TRASH}/collector"
@@ -59,6 +79,8 @@ class GcOptions:
     grace: float = DEFAULT_GRACE
     # Unreachable manifests younger than this stay.
     keep_untagged: float = DEFAULT_KEEP_UNTAGGED
+    # Items per write transaction, at most.
+    batch_size: int = DEFAULT_BATCH_SIZE
 
 
 Kind = Literal["manifest", "link", "blob"]
@@ -189,6 +211,14 @@ def _deletable_manifests(
 
 # -- the collector ------------------------------------------------------------
 
+T = TypeVar("T")
+
+
+class Deleter(Protocol):
+    """Deletes what it can of a batch, in one transaction; returns what went."""
+
+    def __call__(self, conn: sa.Connection, batch: list[Removal]) -> list[Removal]: ...
+
 
 class Progress:
     """Calls `report(phase, done, total)` every so many items or seconds."""
@@ -202,10 +232,11 @@ class Progress:
         self.done = 0
         self._last = time.monotonic()
 
-    def step(self) -> None:
-        self.done += 1
+    def step(self, count: int = 1) -> None:
+        before, self.done = self.done, self.done + count
         now = time.monotonic()
-        if self.done % PROGRESS_ITEMS == 0 or now - self._last >= PROGRESS_SECONDS:
+        crossed = self.done // PROGRESS_ITEMS != before // PROGRESS_ITEMS
+        if crossed or now - self._last >= PROGRESS_SECONDS:
             self._emit(now)
 
     def finish(self) -> None:
@@ -219,6 +250,26 @@ class Progress:
         )
         if self._report is not None:
             self._report(self.phase, self.done, self.total)
+
+
+class BatchSize:
+    """How many items the next write transaction takes.
+
+    It starts at FIRST_BATCH_SIZE and doubles up to the limit while a batch's
+    statements take under half of TRANSACTION_TARGET; statements that take
+    longer than the target (a large table to check, a busy database) halve it,
+    so a slow statement costs waiting pushes about the target, not seconds.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.size = min(self.limit, FIRST_BATCH_SIZE)
+
+    def record(self, seconds: float) -> None:
+        if seconds > TRANSACTION_TARGET:
+            self.size = max(1, self.size // 2)
+        elif seconds < TRANSACTION_TARGET / 2:
+            self.size = min(self.limit, self.size * 2)
 
 
 class GarbageCollector:
@@ -292,13 +343,13 @@ class GarbageCollector:
 
     async def _plan_only(self) -> None:
         plans = await self._plans()
+        for removal in [*_manifest_removals(plans), *_link_removals(plans)]:
+            self._removed(removal)
+
         unlinked: dict[str, set[int]] = defaultdict(set)
         for plan in plans:
-            for node in plan.manifests:
-                self._removed(Removal("manifest", plan.name, node.digest, node.size))
             for digest in plan.links:
                 unlinked[digest].add(plan.repository_id)
-                self._removed(Removal("link", plan.name, digest, 0))
 
         _, cutoff = self._cutoffs()
         candidates = await self.executor.read(
@@ -312,98 +363,135 @@ class GarbageCollector:
         await self._settle_trash()
         plans = await self._plans()
         manifest_cutoff, link_cutoff = self._cutoffs()
+        ids = {plan.name: plan.repository_id for plan in plans}
 
-        total = sum(len(plan.manifests) + len(plan.links) for plan in plans)
-        progress = Progress(self._on_progress, "repositories", total)
-        for plan in plans:
-            await self._collect_repository(plan, manifest_cutoff, link_cutoff, progress)
-        progress.finish()
+        # Every manifest first: a link stays while a manifest still uses it.
+        await self._delete(
+            "manifests",
+            _manifest_removals(plans),
+            _per_repository(
+                gc_queries.delete_unreachable_manifests, ids, manifest_cutoff
+            ),
+        )
+        await self._delete(
+            "links",
+            _link_removals(plans),
+            _per_repository(gc_queries.unlink_unreferenced_blobs, ids, link_cutoff),
+        )
 
         orphans = await self.executor.read(
             partial(gc_queries.orphan_blobs, cutoff=link_cutoff)
         )
-        progress = Progress(self._on_progress, "blobs", len(orphans))
-        for blob in orphans:
-            await self._collect_blob(blob, link_cutoff)
-            progress.step()
+        await self._delete(
+            "blobs",
+            [Removal("blob", None, blob.digest, blob.size) for blob in orphans],
+            partial(_orphan_blobs, cutoff=link_cutoff),
+            then=self._remove_files,
+        )
+
+    async def _delete(
+        self,
+        phase: str,
+        items: list[Removal],
+        delete: Deleter,
+        then: Callable[[list[Removal]], Awaitable[None]] | None = None,
+    ) -> None:
+        """Delete `items` in order, a batch per write transaction.
+
+        `then` gets what each batch deleted (blob rows whose files must go) and
+        runs while the next batch's transaction does, one batch at a time.
+        """
+        progress = Progress(self._on_progress, phase, len(items))
+        size = BatchSize(self.options.batch_size)
+        position = 0
+        previous = anyio.Event()
+        previous.set()
+        async with anyio.create_task_group() as group:
+            while position < len(items):
+                batch = items[position : position + size.size]
+                position += len(batch)
+                gone = await self._write(partial(delete, batch=batch), size)
+
+                deleted = set(gone)
+                for removal in batch:
+                    if removal in deleted:
+                        self._removed(removal)
+                    else:
+                        self.report.skipped += 1
+                await previous.wait()
+                previous = anyio.Event()
+                step = partial(progress.step, len(batch))
+                group.start_soon(_follow_up, then, gone, step, previous)
+                if os.environ.get("GC_SERIAL"):  # TEMP-EXPERIMENT
+                    await previous.wait()  # TEMP-EXPERIMENT
         progress.finish()
 
-    async def _collect_repository(
-        self,
-        plan: RepositoryPlan,
-        manifest_cutoff: float,
-        link_cutoff: float,
-        progress: Progress,
-    ) -> None:
-        for node in plan.manifests:
-            deleted = await self.executor.write(
-                partial(
-                    gc_queries.delete_unreachable_manifest,
-                    repository_id=plan.repository_id,
-                    digest=node.digest,
-                    cutoff=manifest_cutoff,
-                )
-            )
-            if deleted:
-                self._removed(Removal("manifest", plan.name, node.digest, node.size))
-            else:
-                self.report.skipped += 1
-            progress.step()
+    async def _write(self, change: Callable[[sa.Connection], T], size: BatchSize) -> T:
+        spans: list[float] = []
 
-        for digest in plan.links:
-            unlinked = await self.executor.write(
-                partial(
-                    gc_queries.unlink_unreferenced_blob,
-                    repository_id=plan.repository_id,
-                    digest=digest,
-                    cutoff=link_cutoff,
-                )
-            )
-            if unlinked:
-                self._removed(Removal("link", plan.name, digest, 0))
-            else:
-                self.report.skipped += 1
-            progress.step()
+        def timed(conn: sa.Connection) -> T:
+            # The lock is held from here (after BEGIN) until the commit is done.
+            spans.append(time.monotonic())
+            try:
+                return change(conn)
+            finally:
+                spans.append(time.monotonic())
 
-    async def _collect_blob(self, blob: gc_queries.BlobRow, cutoff: float) -> None:
-        deleted = await self.executor.write(
-            partial(gc_queries.delete_orphan_blob, digest=blob.digest, cutoff=cutoff)
+        result = await self.executor.write(timed)
+        began, statements = spans
+        # The statements' time grows with the batch; the commit's does not.
+        size.record(statements - began)
+        if self.executor.dialect == "sqlite":
+            # One writer at a time, and waiting writers poll for the lock: leave
+            # it free at least as long as this batch held it.
+            await anyio.sleep(time.monotonic() - began)
+        return result
+
+    async def _remove_files(self, removed: list[Removal]) -> None:
+        """Move the files of deleted blob rows to trash, then settle them."""
+        moved: list[str] = []
+
+        async def move(digest: str) -> None:
+            target = blob_path(Digest.parse(digest))
+            if await self.storage.stat(target) is not None:
+                # commit: a rename, or dropping the source if trash has it.
+                await self.storage.commit(target, trash_path(digest))
+                moved.append(digest)
+
+        # A file that fails to move is counted; its row is gone, and the next
+        # run settles whatever reached trash/.
+        await self._each(move, [removal.digest for removal in removed])
+        await self._settle(moved)
+
+    async def _settle(self, digests: list[str]) -> None:
+        """Restore the trashed files whose blob came back, delete the others.
+
+        Every digest's file is in trash/ when this starts, and the rows are
+        read only then: an upload that re-created a row before the read finds
+        its file restored, one after it placed its own copy (see
+        `services.uploads`).
+        """
+        if not digests:
+            return
+        back = await self.executor.read(
+            partial(gc_queries.existing_blobs, digests=digests)
         )
-        if not deleted:
-            self.report.skipped += 1
-            return
-        self._removed(Removal("blob", None, blob.digest, blob.size))
-        try:
-            await self._remove_file(blob.digest)
-        except (StorageError, RegistryError):
-            # The row is gone; the next run settles whatever is left in trash/.
-            self.report.errors += 1
-            logger.exception(
-                "failed to remove blob file", extra={"digest": blob.digest}
-            )
 
-    async def _remove_file(self, digest: str) -> None:
-        target = blob_path(Digest.parse(digest))
-        trash = trash_path(digest)
-        if await self.storage.stat(target) is not None:
-            # commit: a rename, or dropping the source if trash already has it.
-            await self.storage.commit(target, trash)
-        await self._settle(digest, trash)
+        async def settle(digest: str) -> None:
+            trash = trash_path(digest)
+            if digest in back:
+                # commit keeps an existing target: the upload placed a new copy.
+                await self.storage.commit(trash, blob_path(Digest.parse(digest)))
+                self.report.restored += 1
+                logger.info("blob file restored", extra={"digest": digest})
+            else:
+                await self.storage.delete(trash)
 
-    async def _settle(self, digest: str, trash: str) -> None:
-        """Restore a trashed file if its blob came back, else delete it."""
-        if await self.storage.stat(trash) is None:
-            return
-        if await self.executor.read(partial(gc_queries.blob_exists, digest=digest)):
-            # commit keeps an existing target: the upload placed a new copy.
-            await self.storage.commit(trash, blob_path(Digest.parse(digest)))
-            self.report.restored += 1
-            logger.info("blob file restored", extra={"digest": digest})
-        else:
-            await self.storage.delete(trash)
+        await self._each(settle, digests)
 
     async def _settle_trash(self) -> None:
         """Finish what an interrupted run left in trash/."""
+        pending: list[str] = []
         async for path in self.storage.list(TRASH):
             digest = path.rsplit("/", 1)[-1]
             if digest.endswith(".lock"):
@@ -412,4 +500,90 @@ class GarbageCollector:
                 Digest.parse(digest)
             except RegistryError:
                 continue
-            await self._settle(digest, path)
+            pending.append(digest)
+            if len(pending) >= self.options.batch_size:
+                await self._settle(pending)
+                pending = []
+        await self._settle(pending)
+
+    async def _each(
+        self, action: Callable[[str], Awaitable[None]], digests: Iterable[str]
+    ) -> None:
+        """Run `action` on every digest, STORAGE_CONCURRENCY at a time.
+
+        A storage failure is logged and counted, and the others go on.
+        """
+        limiter = anyio.CapacityLimiter(STORAGE_CONCURRENCY)
+
+        async def guarded(digest: str) -> None:
+            async with limiter:
+                try:
+                    await action(digest)
+                except (StorageError, RegistryError):
+                    self.report.errors += 1
+                    logger.exception(
+                        "failed to remove blob file", extra={"digest": digest}
+                    )
+
+        async with anyio.create_task_group() as group:
+            for digest in digests:
+                group.start_soon(guarded, digest)
+
+
+async def _follow_up(
+    then: Callable[[list[Removal]], Awaitable[None]] | None,
+    gone: list[Removal],
+    step: Callable[[], None],
+    finished: anyio.Event,
+) -> None:
+    try:
+        if then is not None and gone:
+            await then(gone)
+        step()
+    finally:
+        finished.set()
+
+
+def _manifest_removals(plans: list[RepositoryPlan]) -> list[Removal]:
+    return [
+        Removal("manifest", plan.name, node.digest, node.size)
+        for plan in plans
+        for node in plan.manifests
+    ]
+
+
+def _link_removals(plans: list[RepositoryPlan]) -> list[Removal]:
+    return [
+        Removal("link", plan.name, digest, 0) for plan in plans for digest in plan.links
+    ]
+
+
+def _per_repository(
+    delete: Callable[[sa.Connection, int, list[str], float], list[str]],
+    ids: Mapping[str, int],
+    cutoff: float,
+) -> Deleter:
+    """A batch deletion that runs `delete` on each repository's share."""
+
+    def run(conn: sa.Connection, batch: list[Removal]) -> list[Removal]:
+        gone: list[Removal] = []
+        for name, group in groupby(batch, key=attrgetter("repository")):
+            items = list(group)
+            digests = [removal.digest for removal in items]
+            gone += _those(items, delete(conn, ids[name], digests, cutoff))
+        return gone
+
+    return run
+
+
+def _orphan_blobs(
+    conn: sa.Connection, batch: list[Removal], cutoff: float
+) -> list[Removal]:
+    digests = [removal.digest for removal in batch]
+    return _those(batch, gc_queries.delete_orphan_blobs(conn, digests, cutoff))
+
+
+def _those(items: list[Removal], digests: Collection[str]) -> list[Removal]:
+    """The items whose digest is among `digests`, in their order."""
+    wanted = set(digests)
+    return [removal for removal in items if removal.digest in wanted]

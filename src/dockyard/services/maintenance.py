@@ -17,6 +17,7 @@ from functools import partial
 from dockyard.metadata import jobs
 from dockyard.metadata.executor import Executor
 from dockyard.services.gc import GarbageCollector, GcOptions
+from dockyard.services.retention import RetentionService
 from dockyard.storage import StorageDriver
 from dockyard.storage.paths import UPLOADS, upload_path
 
@@ -46,11 +47,13 @@ class Maintenance:
         storage: StorageDriver,
         upload_max_age: float,
         gc: GcSchedule | None = None,
+        retention: RetentionService | None = None,
     ) -> None:
         self.db = db
         self.storage = storage
         self.upload_max_age = upload_max_age
         self.gc = gc
+        self.retention = retention
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         # Wall-clock time of the last collection this replica ran.
         self._collected_at = time.time()
@@ -81,31 +84,26 @@ class Maintenance:
         await self.storage.delete(path + LOCK_SUFFIX)
 
     async def _remove_orphans(self, cutoff: float) -> int:
-        """Files under uploads/ with no session: left by crashes mid-request."""
+        """Remove uploads that belong to no session (left by crashes mid-request).
+
+        Only those untouched since `cutoff`: an upload and its lock file go
+        together once the newer of them is older than that.
+        """
         candidates: dict[str, list[str]] = {}
-        async for path in self.storage.list(UPLOADS):
-            name = path.rsplit("/", 1)[-1].removesuffix(LOCK_SUFFIX)
-            candidates.setdefault(name, []).append(path)
+        newest: dict[str, float] = {}
+        async for entry in self.storage.scan(UPLOADS):
+            name = entry.path.rsplit("/", 1)[-1].removesuffix(LOCK_SUFFIX)
+            candidates.setdefault(name, []).append(entry.path)
+            newest[name] = max(newest.get(name, entry.modified), entry.modified)
         known = await self.db.read(partial(jobs.known_uploads, ids=list(candidates)))
         removed = 0
         for name, paths in candidates.items():
-            if name in known or not all(self._older(p, cutoff) for p in paths):
+            if name in known or newest[name] >= cutoff:
                 continue
             for path in paths:
                 await self.storage.delete(path)
             removed += 1
         return removed
-
-    def _older(self, path: str, cutoff: float) -> bool:
-        local = self.storage.local_file(path)
-        if local is None:
-            # TODO: object stores need the object's age from the driver before
-            # orphans there can be collected; sessions still expire.
-            return False
-        try:
-            return local.stat().st_mtime < cutoff
-        except FileNotFoundError:
-            return False
 
     async def run_once(self, lease_seconds: float) -> ExpiryReport | None:
         """Do the upkeep if this replica holds the lease; None if another does."""
@@ -125,6 +123,9 @@ class Maintenance:
                 "expired uploads",
                 extra={"sessions": report.sessions, "orphans": report.orphans},
             )
+        if self.retention is not None:
+            # Before the collection, which then frees what retention let go.
+            await self.retention.run_if_due()
         await self._collect_if_due()
         return report
 

@@ -4,6 +4,10 @@ A session's committed size lives in the metadata store, so any worker process
 (or the same one after a restart) can continue it. The running hash lives only
 in the process that received the previous chunk; when another process finishes
 the upload, it hashes the stored bytes instead.
+
+Requests that write a session hold its lock: the storage driver's when that
+keeps out other processes (an flock), else a lease in the metadata database,
+which every replica shares (`upload_locks`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dockyard.oci import errcodes
 from dockyard.oci.digest import Digest
 from dockyard.oci.errcodes import RegistryError
 from dockyard.services.hashing import Hasher, copy_and_hash, hash_stored, new_hasher
+from dockyard.services.upload_locks import UploadLocks
 from dockyard.storage import StorageDriver
 from dockyard.storage.paths import blob_path, upload_path
 
@@ -27,6 +32,8 @@ logger = logging.getLogger(__name__)
 # Running hashes kept per process; the oldest go first (they are rehashed from
 # storage if their session ever finishes).
 MAX_RUNNING_HASHES = 10_000
+# What the filesystem driver's lock leaves beside an upload.
+LOCK_SUFFIX = ".lock"
 
 
 @dataclass(slots=True)
@@ -45,9 +52,12 @@ class RangeMismatch(RegistryError):
 
 
 class UploadService:
-    def __init__(self, store: MetadataStore, storage: StorageDriver) -> None:
+    def __init__(
+        self, store: MetadataStore, storage: StorageDriver, locks: UploadLocks
+    ) -> None:
         self.store = store
         self.storage = storage
+        self.locks = locks
         self._running: dict[str, _RunningHash] = {}
 
     async def start(self, repository: str, algorithm: str) -> UploadRecord:
@@ -79,7 +89,15 @@ class UploadService:
         # Two requests writing one session (a client retrying a PATCH it thinks
         # timed out) would interleave their bytes; the second waits, then finds
         # the session moved on and gets a 416 with the new Range.
-        return self.storage.lock(upload_path(upload_id))
+        if self.storage.lock_spans_processes:
+            return self.storage.lock(upload_path(upload_id))
+        return self.locks.hold(upload_id)
+
+    async def _drop_lock_file(self, upload_id: str) -> None:
+        # Only a driver's own cross-process lock leaves a file to clean up; on
+        # an object store the delete would cost requests for nothing.
+        if self.storage.lock_spans_processes:
+            await self.storage.delete(upload_path(upload_id) + LOCK_SUFFIX)
 
     async def _append(
         self,
@@ -166,7 +184,7 @@ class UploadService:
             )
         await self._store(repository, path, digest, upload.size)
         await self.store.delete_upload(upload_id)
-        await self.storage.delete(path + ".lock")
+        await self._drop_lock_file(upload_id)
         logger.debug("blob stored", extra={"digest": str(digest), "size": upload.size})
         return BlobRecord(str(digest), upload.size)
 
@@ -223,4 +241,4 @@ class UploadService:
         self._running.pop(upload_id, None)
         await self.store.delete_upload(upload_id)
         await self.storage.delete(upload_path(upload_id))
-        await self.storage.delete(upload_path(upload_id) + ".lock")
+        await self._drop_lock_file(upload_id)

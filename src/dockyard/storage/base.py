@@ -10,6 +10,7 @@ import abc
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import NamedTuple
 
 
 class StorageError(Exception):
@@ -22,6 +23,13 @@ class PathNotFound(StorageError):
 
 class LockTimeout(StorageError):
     """Another request held an upload's lock for too long."""
+
+
+class StoredEntry(NamedTuple):
+    """A listed path and when it was last written (seconds since the epoch)."""
+
+    path: str
+    modified: float
 
 
 class UploadWriter(abc.ABC):
@@ -44,6 +52,9 @@ class StorageDriver(abc.ABC):
     name: str = "abstract"
     # Smallest chunk the backend accepts in a chunked upload (0: no minimum).
     chunk_min_length: int = 0
+    # Whether `lock` also keeps out other processes sharing the storage. When
+    # it does not, the upload service locks sessions in the metadata database.
+    lock_spans_processes: bool = False
 
     @abc.abstractmethod
     async def stat(self, path: str) -> int | None:
@@ -65,7 +76,10 @@ class StorageDriver(abc.ABC):
 
     @abc.abstractmethod
     def lock(self, path: str) -> AbstractAsyncContextManager[None]:
-        """Exclusive access to an upload, across requests and processes."""
+        """Exclusive access to an upload across requests.
+
+        Across processes too when the driver sets `lock_spans_processes`.
+        """
 
     @abc.abstractmethod
     async def open_writer(self, path: str, offset: int) -> UploadWriter:
@@ -87,5 +101,10 @@ class StorageDriver(abc.ABC):
         """Remove a path; a missing path is not an error."""
 
     @abc.abstractmethod
-    def list(self, prefix: str) -> AsyncIterator[str]:
+    def scan(self, prefix: str) -> AsyncIterator[StoredEntry]:
+        """Every object path under a prefix, with the time it was last written."""
+
+    async def list(self, prefix: str) -> AsyncIterator[str]:
         """Every object path under a prefix."""
+        async for entry in self.scan(prefix):
+            yield entry.path

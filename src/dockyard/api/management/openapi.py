@@ -88,9 +88,45 @@ def _robot_schemas() -> dict[str, Schema]:
     }
 
 
+def _retention_schemas() -> dict[str, Schema]:
+    count: Schema = {"type": ["integer", "null"], "minimum": 0}
+    rule_fields: dict[str, Schema] = {
+        "repository_pattern": {"type": "string", "default": "*"},
+        "keep_newest": count,
+        "keep_tags": {"type": "array", "items": {"type": "string"}},
+        "keep_pulled_days": count,
+        "untagged_days": count,
+        "keep_pinned": {"type": "boolean", "default": False},
+    }
+    decision = _object(
+        ["kind", "repository", "reference", "digest", "action", "reason"],
+        kind={"enum": ["tag", "manifest"]},
+        repository={"type": "string"},
+        reference={"type": "string", "description": "the tag, or the digest"},
+        digest={"type": "string"},
+        action={"enum": ["delete", "keep"]},
+        reason={"type": "string"},
+    )
+    totals = ["repositories", "tags", "manifests", "tags_deleted"]
+    totals += ["manifests_deleted", "skipped"]
+    return {
+        "RetentionRule": _object([], **rule_fields),
+        "RetentionRuleList": _list_of("rules", "RetentionRule"),
+        "RetentionRun": _object(["dry_run"], dry_run={"type": "boolean"}),
+        "RetentionDecision": decision,
+        "RetentionReport": _object(
+            ["dry_run", *totals, "decisions"],
+            dry_run={"type": "boolean"},
+            **{total: {"type": "integer"} for total in totals},
+            decisions={"type": "array", "items": _ref("RetentionDecision")},
+        ),
+    }
+
+
 def _schemas() -> dict[str, Schema]:
     return {
         **_robot_schemas(),
+        **_retention_schemas(),
         "Error": _object(
             ["errors"],
             errors={
@@ -363,6 +399,49 @@ def _namespace_paths() -> dict[str, Schema]:
     }
 
 
+def _retention_paths() -> dict[str, Schema]:
+    one = "/namespaces/{name}/retention"
+    pattern = _in("query", "repository_pattern", "the rule's pattern (default *)")
+    return {
+        one: {
+            "get": _op(
+                "List retention rules",
+                "200",
+                "RetentionRuleList",
+                None,
+                _ONE,
+                _NAMESPACE,
+            ),
+            "put": _op(
+                "Set the rule for a repository pattern (maintainer, owner, admin)",
+                "200",
+                "RetentionRule",
+                "RetentionRule",
+                "400 " + _ONE,
+                _NAMESPACE,
+            ),
+            "delete": _op(
+                "Remove a rule (maintainer, owner, admin)",
+                "204",
+                None,
+                None,
+                _ONE,
+                [*_NAMESPACE, pattern],
+            ),
+        },
+        f"{one}/run": {
+            "post": _op(
+                "Apply the rules now, or preview (maintainer, owner, admin)",
+                "200",
+                "RetentionReport",
+                "RetentionRun",
+                "400 " + _ONE,
+                _NAMESPACE,
+            )
+        },
+    }
+
+
 def _other_paths() -> dict[str, Schema]:
     robot = [_in("path", "name", "robot$<name> or <name>")]
     return {
@@ -413,7 +492,12 @@ def document() -> dict[str, Any]:
         },
         "servers": [{"url": PREFIX}],
         "security": [{"basic": []}, {"bearer": []}],
-        "paths": {**_user_paths(), **_namespace_paths(), **_other_paths()},
+        "paths": {
+            **_user_paths(),
+            **_namespace_paths(),
+            **_retention_paths(),
+            **_other_paths(),
+        },
         "components": {
             "securitySchemes": {
                 "basic": {"type": "http", "scheme": "basic"},

@@ -12,7 +12,7 @@ import fcntl
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from dockyard.storage.base import (
     PathNotFound,
     StorageDriver,
     StorageError,
+    StoredEntry,
     UploadWriter,
 )
 from dockyard.storage.registry import register
@@ -57,6 +58,9 @@ class _FileWriter(UploadWriter):
 
 class FilesystemDriver(StorageDriver):
     name = "filesystem"
+    # An flock holds against every process of this host; replicas on other
+    # hosts never share the root (flock over NFS is not to be trusted).
+    lock_spans_processes = True
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
@@ -168,12 +172,25 @@ class FilesystemDriver(StorageDriver):
             raise StorageError(f"failed to delete {path}") from exc
 
     async def list(self, prefix: str) -> AsyncIterator[str]:
+        """`scan` without a stat per file (fsck lists every blob)."""
+        for full in self._walk(prefix):
+            yield str(full.relative_to(self.root))
+
+    async def scan(self, prefix: str) -> AsyncIterator[StoredEntry]:
+        for full in self._walk(prefix):
+            try:
+                modified = full.stat().st_mtime
+            except FileNotFoundError:
+                continue  # deleted since it was listed
+            yield StoredEntry(str(full.relative_to(self.root)), modified)
+
+    def _walk(self, prefix: str) -> Iterator[Path]:
         base = self._full(prefix)
         if not base.exists():
             return
         for directory, _dirs, files in os.walk(base):
             for name in sorted(files):
-                yield str((Path(directory) / name).relative_to(self.root))
+                yield Path(directory) / name
 
 
 def _try_lock(fd: int) -> bool:

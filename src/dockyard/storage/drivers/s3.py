@@ -15,21 +15,22 @@ about `part_size` bytes in memory and stores each full part as a piece; when
 it closes, what is left becomes the last piece even if it is small, and the
 next writer reads that small piece back (under 5 MiB) and continues from it.
 Truncating to an offset inside a piece reads back that piece's kept prefix (at
-most `part_size`). `list` shows an upload in progress by its own path and
-hides the `.upload/` objects.
+most `part_size`). `list` and `scan` show an upload in progress by its own path
+(as written when its newest object was) and hide the `.upload/` objects.
 
 Pieces have unique names and the state is replaced in one request, so a
 writer that dies half-way leaves the previous state whole; its orphaned pieces
-go when the upload is committed or deleted.
+go when the upload is committed or deleted. A first writer that dies before
+any state exists leaves pieces alone; they still list as an upload, so the
+orphan sweep finds and deletes them.
 
 A committed blob appears at its path only when CompleteMultipartUpload (or a
 CopyObject) succeeds, so no reader ever sees a partial blob. `commit` also
 moves a stored object (garbage collection's trash), by server-side copy.
 
-The lock is held in this process only: correct for one registry process,
-not for several replicas sharing a bucket. TODO: lock uploads through the
-metadata database so that replicas exclude each other; until then run one
-process per bucket.
+`lock` excludes the requests of this process only (S3 has no lock to offer);
+the upload service adds a lock in the metadata database that every replica
+sees, since `lock_spans_processes` is false.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from dockyard.storage.base import (
     PathNotFound,
     StorageDriver,
     StorageError,
+    StoredEntry,
     UploadWriter,
 )
 from dockyard.storage.registry import register
@@ -133,6 +135,7 @@ class _Lock:
 class S3Driver(StorageDriver):
     name = "s3"
     chunk_min_length = MIN_PART
+    lock_spans_processes = False
 
     def __init__(
         self,
@@ -517,27 +520,45 @@ class S3Driver(StorageDriver):
                 )
 
     async def _keys(self, key_prefix: str, path: str) -> AsyncIterator[str]:
+        async for key, _modified in self._listing(key_prefix, path):
+            yield key
+
+    async def _listing(
+        self, key_prefix: str, path: str
+    ) -> AsyncIterator[tuple[str, float]]:
+        """Every key under a prefix, in key order, with its modification time."""
         request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": key_prefix}
         while True:
             page = await self._call(
                 "list", path, self._client.list_objects_v2, **request
             )
             for item in page.get("Contents", []):
-                yield item["Key"]
+                yield item["Key"], item["LastModified"].timestamp()
             if not page.get("IsTruncated"):
                 return
             request["ContinuationToken"] = page["NextContinuationToken"]
 
-    async def list(self, prefix: str) -> AsyncIterator[str]:
-        """Stored objects and uploads in progress, by their logical paths."""
-        key_prefix = self.prefix + prefix
-        async for key in self._keys(key_prefix, prefix):
+    async def scan(self, prefix: str) -> AsyncIterator[StoredEntry]:
+        """Stored objects, and uploads in progress by their logical paths.
+
+        An upload's objects share the key prefix `<path>.upload/`, so they list
+        one after another; they make one entry, as new as the newest of them.
+        S3 keeps whole seconds: an object may look up to a second older.
+        """
+        current: StoredEntry | None = None
+        async for key, modified in self._listing(self.prefix + prefix, prefix):
             path = key[len(self.prefix) :]
             marker = path.rfind(UPLOAD_SUFFIX)
-            if marker < 0:
-                yield path
-            elif path[marker + len(UPLOAD_SUFFIX) :] == STATE_NAME:
-                yield path[:marker]
+            if marker >= 0:
+                path = path[:marker]
+            if current is not None and current.path == path:
+                current = StoredEntry(path, max(current.modified, modified))
+                continue
+            if current is not None:
+                yield current
+            current = StoredEntry(path, modified)
+        if current is not None:
+            yield current
 
 
 class _S3Writer(UploadWriter):

@@ -22,19 +22,28 @@ _HTTP_STATUS_CODES = {
 
 
 def error_response(error: RegistryError, method: str = "GET") -> Response:
-    headers = {"Content-Type": "application/json", **error.headers}
-    body = b"" if method == "HEAD" else json.dumps(error.envelope()).encode()
-    response = Response(body, status_code=error.status, headers=headers)
+    body = json.dumps(error.envelope()).encode()
+    # A HEAD answer says how long the GET's envelope would be, and sends none.
+    headers = {
+        "Content-Type": "application/json",
+        "Content-Length": str(len(body)),
+        **error.headers,
+    }
     if method == "HEAD":
-        response.headers["Content-Length"] = str(len(json.dumps(error.envelope())))
-    return response
+        body = b""
+    return Response(body, status_code=error.status, headers=headers)
+
+
+def failed_request(error: RegistryError, method: str) -> Response:
+    """The answer to a handler that raised a registry error."""
+    if error.status >= 500:
+        logger.error("request failed", extra={"code": error.error.code})
+    return error_response(error, method)
 
 
 async def registry_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RegistryError)
-    if exc.status >= 500:
-        logger.error("request failed", extra={"code": exc.error.code})
-    return error_response(exc, request.method)
+    return failed_request(exc, request.method)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

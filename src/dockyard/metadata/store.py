@@ -33,9 +33,11 @@ class MetadataStore:
         found = await self._db.read(partial(queries.repository_id, name=name))
         return found is not None
 
-    async def get_blob(self, repository: str, digest: str) -> BlobRecord | None:
+    async def find_content(
+        self, repository: str, digest: str
+    ) -> BlobRecord | ManifestRecord | None:
         return await self._db.read(
-            partial(queries.get_blob, repository=repository, digest=digest)
+            partial(queries.find_content, repository=repository, digest=digest)
         )
 
     async def link_blob(self, repository: str, digest: str, size: int) -> None:

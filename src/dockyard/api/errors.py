@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+import sqlalchemy as sa
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -64,6 +65,24 @@ async def storage_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def database_unavailable(request: Request, exc: Exception) -> Response:
+    """The metadata database cannot be reached or is too busy: try again."""
+    assert isinstance(exc, sa.exc.OperationalError)
+    logger.error(
+        "failed to query the metadata database",
+        extra={
+            "path": request.url.path,
+            "method": request.method,
+            "error": str(exc.orig),
+            "connection_lost": exc.connection_invalidated,
+        },
+    )
+    return error_response(
+        RegistryError(errcodes.UNAVAILABLE, "metadata database unavailable"),
+        request.method,
+    )
+
+
 def unexpected_error_body() -> bytes:
     """The envelope for a failure nobody anticipated (the middleware sends it)."""
     return json.dumps(RegistryError(errcodes.UNKNOWN).envelope()).encode()
@@ -75,4 +94,5 @@ EXCEPTION_HANDLERS = {
     RegistryError: registry_error,
     HTTPException: http_error,
     StorageError: storage_error,
+    sa.exc.OperationalError: database_unavailable,
 }

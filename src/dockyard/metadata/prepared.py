@@ -16,10 +16,12 @@ server once it has run a few times, so PostgreSQL skips re-planning as well.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
+
+T = TypeVar("T")
 
 
 class _Compiled(NamedTuple):
@@ -54,26 +56,57 @@ class Prepared:
             self._compiled[dialect.name] = found
         return found
 
-    def _cursor(self, conn: sa.Connection, params: Mapping[str, Any]) -> Any:
+    def _run(
+        self,
+        conn: sa.Connection,
+        params: Mapping[str, Any],
+        fetch: Callable[[Any], T],
+    ) -> T:
         sql, order, fixed = self._for(conn.dialect)
         merged = {**fixed, **params} if fixed else params
         bound: Any = merged if order is None else tuple(merged[k] for k in order)
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cursor.execute(sql, bound)
-        return cursor
-
-    def first(self, conn: sa.Connection, **params: Any) -> tuple[Any, ...] | None:
-        cursor = self._cursor(conn, params)
         try:
-            row: tuple[Any, ...] | None = cursor.fetchone()
-            return row
+            cursor.execute(sql, bound)
+            return fetch(cursor)
+        except conn.dialect.loaded_dbapi.Error as error:
+            raise _translated(conn, error, sql, bound, cursor) from error
         finally:
             cursor.close()
+
+    def first(self, conn: sa.Connection, **params: Any) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._run(
+            conn, params, lambda cursor: cursor.fetchone()
+        )
+        return row
 
     def column(self, conn: sa.Connection, **params: Any) -> list[Any]:
         """The first column of every row."""
-        cursor = self._cursor(conn, params)
-        try:
-            return [row[0] for row in cursor.fetchall()]
-        finally:
-            cursor.close()
+        return self._run(
+            conn, params, lambda cursor: [row[0] for row in cursor.fetchall()]
+        )
+
+
+def _translated(
+    conn: sa.Connection, error: Any, sql: str, bound: Any, cursor: Any
+) -> sa.exc.StatementError:
+    """The driver's error as SQLAlchemy would have raised it.
+
+    A lost connection means the database went away (a restart, a failover),
+    so, as SQLAlchemy does for the statements it runs itself, this connection
+    is invalidated and the pool's others are replaced rather than handed out.
+    """
+    dbapi_connection = conn.connection.dbapi_connection
+    lost = conn.dialect.is_disconnect(error, dbapi_connection, cursor)
+    if lost:
+        conn.invalidate(error)
+        conn.engine.dispose()
+    translated: sa.exc.StatementError = sa.exc.DBAPIError.instance(
+        sql,
+        bound,
+        error,
+        conn.dialect.loaded_dbapi.Error,
+        connection_invalidated=lost,
+        dialect=conn.dialect,
+    )
+    return translated

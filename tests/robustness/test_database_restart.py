@@ -90,8 +90,11 @@ def test_requests_fail_cleanly_then_recover_after_restart(
                 break
         assert set(statuses) <= {200, 503}, statuses
         assert statuses[-20:] == [200] * 20, statuses
-        assert client.get("/v2/db/restart/manifests/latest").headers[
-            "Docker-Content-Digest"
-        ] == digest
+        assert (
+            client.get("/v2/db/restart/manifests/latest").headers[
+                "Docker-Content-Digest"
+            ]
+            == digest
+        )
         # Writes work again too.
         _push_image(client)

@@ -9,6 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Every commit reaches the disk before it is acknowledged (see executor.py for
+# the writes that ask for less).
+SQLITE_SYNCHRONOUS = "FULL"
 # Connections per process to a server database.
 POOL_SIZE = 10
 POOL_OVERFLOW = 20
@@ -45,7 +48,7 @@ def _tune_sqlite(engine: sa.Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

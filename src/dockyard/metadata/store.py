@@ -132,7 +132,8 @@ class MetadataStore:
                 repository=repository,
                 upload_id=upload_id,
                 algorithm=algorithm,
-            )
+            ),
+            durable=False,
         )
 
     async def get_upload(self, repository: str, upload_id: str) -> UploadRecord | None:
@@ -147,8 +148,11 @@ class MetadataStore:
                 upload_id=upload_id,
                 expected=expected,
                 size=size,
-            )
+            ),
+            durable=False,
         )
 
     async def delete_upload(self, upload_id: str) -> bool:
-        return await self._db.write(partial(queries.delete_upload, upload_id=upload_id))
+        return await self._db.write(
+            partial(queries.delete_upload, upload_id=upload_id), durable=False
+        )

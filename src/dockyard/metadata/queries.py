@@ -144,8 +144,17 @@ def find_content(
     return ManifestRecord(digest, media_type, size, bytes(content))
 
 
-def link_blob(conn: sa.Connection, repository: str, digest: str, size: int) -> None:
-    """Record a stored blob and let the repository see it."""
+def link_blob(
+    conn: sa.Connection,
+    repository: str,
+    digest: str,
+    size: int,
+    finished_upload: str | None = None,
+) -> None:
+    """Record a stored blob and let the repository see it.
+
+    `finished_upload` is the session that delivered the bytes: it ends here.
+    """
     now = time.time()
     found = ensure_repository(conn, repository)
     quotas.check_room(conn, repository, digest, size)
@@ -159,6 +168,8 @@ def link_blob(conn: sa.Connection, repository: str, digest: str, size: int) -> N
         .values(repository_id=found, digest=digest, created_at=now)
         .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
     )
+    if finished_upload is not None:
+        delete_upload(conn, finished_upload)
 
 
 def mount_blob(conn: sa.Connection, repository: str, source: str, digest: str) -> bool:

@@ -40,9 +40,17 @@ class MetadataStore:
             partial(queries.find_content, repository=repository, digest=digest)
         )
 
-    async def link_blob(self, repository: str, digest: str, size: int) -> None:
+    async def link_blob(
+        self, repository: str, digest: str, size: int, finished: str | None = None
+    ) -> None:
         await self._db.write(
-            partial(queries.link_blob, repository=repository, digest=digest, size=size)
+            partial(
+                queries.link_blob,
+                repository=repository,
+                digest=digest,
+                size=size,
+                finished_upload=finished,
+            )
         )
 
     async def mount_blob(self, repository: str, source: str, digest: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -21,9 +22,14 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD}
 
 
+@functools.lru_cache(maxsize=4)
+def _second(whole: int) -> str:
+    # Lines come many to a second: format each second once.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+
+
 def _timestamp(record: logging.LogRecord) -> str:
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-    return f"{seconds}.{int(record.msecs):03d}Z"
+    return f"{_second(int(record.created))}.{int(record.msecs):03d}Z"
 
 
 class TextFormatter(logging.Formatter):
@@ -60,11 +66,19 @@ class JsonFormatter(logging.Formatter):
 
 
 def _text(value: Any) -> str:
+    if isinstance(value, int | float):
+        return str(value)
     text = str(value)
     return json.dumps(text) if (" " in text or not text) else text
 
 
 def configure(level: str = "info", fmt: str = "text") -> None:
+    # What no formatter here prints, no record needs to gather: the caller's
+    # frame, thread and process (the logging HOWTO's "Optimization" switches).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()

@@ -58,6 +58,14 @@ class PostgresCluster:
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
         _as_postgres(self.bin / "initdb", "-D", self.data, "-A", "trust", "-U", USER)
+        self._control("start")
+        return self
+
+    def restart(self) -> None:
+        """Stop (dropping every client connection) and start again, same port."""
+        self._control("restart", "-m", "fast")
+
+    def _control(self, action: str, *extra: str) -> None:
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c full_page_writes=off -c max_connections=200"
@@ -71,9 +79,9 @@ class PostgresCluster:
             "-l",
             self.root / "log",
             "-w",
-            "start",
+            action,
+            *extra,
         )
-        return self
 
     def create_database(self, name: str) -> str:
         _as_postgres(

@@ -27,7 +27,11 @@ class FakeDatabase:
     async def read(self, query: Callable[[sa.Connection], Any]) -> Any:
         raise AssertionError("the recorder never reads")
 
-    async def write(self, change: Callable[[sa.Connection], Any]) -> Any:
+    async def write(
+        self, change: Callable[[sa.Connection], Any], *, durable: bool = True
+    ) -> Any:
+        # Pull times are bookkeeping: a power loss may take the last few.
+        assert not durable
         if self.broken:
             raise sa.exc.OperationalError("INSERT", {}, Exception("database is gone"))
         pulls: list[Pull] = change.keywords["pulls"]  # type: ignore[attr-defined]

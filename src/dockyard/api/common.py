@@ -8,6 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from dockyard.api.errors import failed_request
+from dockyard.oci.errcodes import RegistryError
 from dockyard.oci.reference import validate_name
 from dockyard.services.container import Services
 
@@ -47,13 +49,18 @@ def route(
     """One route per path, dispatching on the method, so a 405 lists them all.
 
     `guard` runs before every handler of the route (it raises to refuse).
+    Registry errors are answered here, the common case of a failed request,
+    rather than unwound through the framework's exception middleware.
     """
     if "GET" in handlers:
         handlers.setdefault("HEAD", handlers["GET"])
 
     async def dispatch(request: Request) -> Response:
-        if guard is not None:
-            guard(request)
-        return await handlers[request.method](request)
+        try:
+            if guard is not None:
+                guard(request)
+            return await handlers[request.method](request)
+        except RegistryError as error:
+            return failed_request(error, request.method)
 
     return Route(path, dispatch, methods=list(handlers))

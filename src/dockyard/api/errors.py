@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+import sqlalchemy as sa
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,19 +23,28 @@ _HTTP_STATUS_CODES = {
 
 
 def error_response(error: RegistryError, method: str = "GET") -> Response:
-    headers = {"Content-Type": "application/json", **error.headers}
-    body = b"" if method == "HEAD" else json.dumps(error.envelope()).encode()
-    response = Response(body, status_code=error.status, headers=headers)
+    body = json.dumps(error.envelope()).encode()
+    # A HEAD answer says how long the GET's envelope would be, and sends none.
+    headers = {
+        "Content-Type": "application/json",
+        "Content-Length": str(len(body)),
+        **error.headers,
+    }
     if method == "HEAD":
-        response.headers["Content-Length"] = str(len(json.dumps(error.envelope())))
-    return response
+        body = b""
+    return Response(body, status_code=error.status, headers=headers)
+
+
+def failed_request(error: RegistryError, method: str) -> Response:
+    """The answer to a handler that raised a registry error."""
+    if error.status >= 500:
+        logger.error("request failed", extra={"code": error.error.code})
+    return error_response(error, method)
 
 
 async def registry_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RegistryError)
-    if exc.status >= 500:
-        logger.error("request failed", extra={"code": exc.error.code})
-    return error_response(exc, request.method)
+    return failed_request(exc, request.method)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -55,6 +65,24 @@ async def storage_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def database_unavailable(request: Request, exc: Exception) -> Response:
+    """The metadata database cannot be reached or is too busy: try again."""
+    assert isinstance(exc, sa.exc.OperationalError)
+    logger.error(
+        "failed to query the metadata database",
+        extra={
+            "path": request.url.path,
+            "method": request.method,
+            "error": str(exc.orig),
+            "connection_lost": exc.connection_invalidated,
+        },
+    )
+    return error_response(
+        RegistryError(errcodes.UNAVAILABLE, "metadata database unavailable"),
+        request.method,
+    )
+
+
 def unexpected_error_body() -> bytes:
     """The envelope for a failure nobody anticipated (the middleware sends it)."""
     return json.dumps(RegistryError(errcodes.UNKNOWN).envelope()).encode()
@@ -66,4 +94,5 @@ EXCEPTION_HANDLERS = {
     RegistryError: registry_error,
     HTTPException: http_error,
     StorageError: storage_error,
+    sa.exc.OperationalError: database_unavailable,
 }

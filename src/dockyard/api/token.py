@@ -20,9 +20,9 @@ from dockyard.api.access import identify, remote_address
 from dockyard.api.common import services
 from dockyard.auth.access import AccessControl, Caller
 from dockyard.auth.authenticate import BackendUnavailable, LockedOut
+from dockyard.auth.claims import InvalidToken
 from dockyard.auth.identity import ACTIONS
 from dockyard.auth.scopes import Scope, parse_scopes
-from dockyard.auth.tokens import InvalidToken
 from dockyard.metadata import accounts
 from dockyard.oci import errcodes
 from dockyard.oci.errcodes import RegistryError

@@ -12,12 +12,16 @@ import binascii
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dockyard.auth.authenticate import Authenticator
+from dockyard.auth.claims import InvalidToken, TokenClaims
 from dockyard.auth.identity import ANONYMOUS, Identity
 from dockyard.auth.policy import AccessPolicy
-from dockyard.auth.tokens import InvalidToken, TokenClaims, TokenService
 from dockyard.metadata.account_store import AccountStore
+
+if TYPE_CHECKING:
+    from dockyard.auth.tokens import TokenService
 
 logger = logging.getLogger(__name__)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
+from dockyard.auth.claims import InvalidToken, TokenClaims
 from dockyard.auth.identity import Grant, Identity
 from dockyard.auth.keys import SigningKeys
 
@@ -17,25 +17,6 @@ REFRESH_TTL = 30 * 24 * 3600
 # Verified tokens remembered per process, so the hot path skips the signature.
 CACHE_SIZE = 10_000
 LEEWAY = 5
-
-
-class InvalidToken(Exception):
-    """The token cannot be trusted; the message says why (for the audit log)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TokenClaims:
-    identity: Identity
-    access: tuple[dict[str, Any], ...]
-    expires_at: float
-    is_refresh: bool
-
-    def actions_on(self, resource_type: str, name: str) -> frozenset[str]:
-        granted: set[str] = set()
-        for entry in self.access:
-            if entry.get("type") == resource_type and entry.get("name") == name:
-                granted.update(entry.get("actions", ()))
-        return frozenset(granted)
 
 
 class TokenService:

@@ -263,14 +263,8 @@ def list_bindings(conn: sa.Connection, namespace: str) -> list[BindingRecord]:
     return [BindingRecord(**row._mapping) for row in rows]
 
 
-def bindings_for(
-    conn: sa.Connection, namespace: str, username: str, groups: Iterable[str]
-) -> tuple[NamespaceRecord | None, list[BindingRecord]]:
-    """The namespace and every binding that applies to this user or their groups."""
-    record = get_namespace(conn, namespace)
-    if record is None:
-        return None, []
-    subjects = sa.or_(
+def _subject_matches(username: str, groups: Iterable[str]) -> sa.ColumnElement[bool]:
+    return sa.or_(
         sa.and_(
             role_bindings.c.subject_kind == "user", role_bindings.c.subject == username
         ),
@@ -279,6 +273,34 @@ def bindings_for(
             role_bindings.c.subject.in_(list(groups)),
         ),
     )
+
+
+def namespaces_visible_to(
+    conn: sa.Connection, username: str, groups: Iterable[str]
+) -> list[NamespaceRecord]:
+    """Public namespaces, the user's own, and those with a binding for them."""
+    bound = sa.exists().where(
+        role_bindings.c.namespace_id == namespaces.c.id,
+        _subject_matches(username, groups),
+    )
+    query = (
+        sa.select(namespaces)
+        .where(sa.or_(namespaces.c.public, namespaces.c.name == username, bound))
+        .order_by(namespaces.c.name)
+    )
+    return [
+        NamespaceRecord(r.name, r.public, r.created_at) for r in conn.execute(query)
+    ]
+
+
+def bindings_for(
+    conn: sa.Connection, namespace: str, username: str, groups: Iterable[str]
+) -> tuple[NamespaceRecord | None, list[BindingRecord]]:
+    """The namespace and every binding that applies to this user or their groups."""
+    record = get_namespace(conn, namespace)
+    if record is None:
+        return None, []
+    subjects = _subject_matches(username, groups)
     rows = conn.execute(_BINDINGS.where(namespaces.c.name == namespace, subjects))
     return record, [BindingRecord(**row._mapping) for row in rows]
 

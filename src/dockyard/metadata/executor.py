@@ -9,6 +9,13 @@ where each one runs.
   worker thread and begin with `BEGIN IMMEDIATE`, which takes that lock up front.
 - PostgreSQL: every query goes over the network, so reads and writes both run in
   worker threads, on a connection pool shared by the process.
+
+A write may be marked not `durable`: bookkeeping that a power loss may roll
+back without harm (an upload session's creation or progress: the client
+resumes from what the registry then reports). Such commits skip the flush to
+disk (SQLite `synchronous=NORMAL`, PostgreSQL `synchronous_commit=off`); the
+database stays consistent either way, and the next durable commit flushes
+them too. Blobs, manifests and tags are always written durably.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import Protocol, TypeVar
 import sqlalchemy as sa
 from anyio import to_thread
 
-from dockyard.metadata.engine import create_sync_engine
+from dockyard.metadata.engine import SQLITE_SYNCHRONOUS, create_sync_engine
 
 T = TypeVar("T")
 
@@ -29,7 +36,9 @@ class Executor(Protocol):
     dialect: str
 
     async def read(self, query: Callable[[sa.Connection], T]) -> T: ...
-    async def write(self, change: Callable[[sa.Connection], T]) -> T: ...
+    async def write(
+        self, change: Callable[[sa.Connection], T], *, durable: bool = True
+    ) -> T: ...
     async def close(self) -> None: ...
 
 
@@ -55,14 +64,27 @@ class SqliteExecutor:
         finally:
             conn.rollback()
 
-    async def write(self, change: Callable[[sa.Connection], T]) -> T:
-        return await to_thread.run_sync(self._write, change)
+    async def write(
+        self, change: Callable[[sa.Connection], T], *, durable: bool = True
+    ) -> T:
+        return await to_thread.run_sync(self._write, change, durable)
 
-    def _write(self, change: Callable[[sa.Connection], T]) -> T:
+    def _write(self, change: Callable[[sa.Connection], T], durable: bool) -> T:
         with self.engine.connect() as conn:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin():
-                return change(conn)
+            if durable:
+                with conn.begin():
+                    return change(conn)
+            # On the driver's connection: through SQLAlchemy, the statement
+            # would begin the transaction, where SQLite refuses this pragma.
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            driver.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with conn.begin():
+                    return change(conn)
+            finally:
+                driver.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -82,16 +104,20 @@ class ThreadedExecutor:
     async def read(self, query: Callable[[sa.Connection], T]) -> T:
         return await to_thread.run_sync(self._read, query)
 
-    async def write(self, change: Callable[[sa.Connection], T]) -> T:
-        return await to_thread.run_sync(self._write, change)
+    async def write(
+        self, change: Callable[[sa.Connection], T], *, durable: bool = True
+    ) -> T:
+        return await to_thread.run_sync(self._write, change, durable)
 
     def _read(self, query: Callable[[sa.Connection], T]) -> T:
         # Autocommit: no BEGIN and COMMIT round trips around a lone SELECT.
         with self._reader.connect() as conn:
             return query(conn)
 
-    def _write(self, change: Callable[[sa.Connection], T]) -> T:
+    def _write(self, change: Callable[[sa.Connection], T], durable: bool) -> T:
         with self.engine.begin() as conn:
+            if not durable:
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             return change(conn)
 
     async def close(self) -> None:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dockyard.metadata import quotas, tag_rules
+from dockyard.metadata.prepared import Prepared
 from dockyard.metadata.records import (
     BlobRecord,
     ManifestRecord,
@@ -57,42 +58,103 @@ def ensure_repository(conn: sa.Connection, name: str) -> int:
     return found
 
 
+def _name_page(
+    column: sa.ColumnElement[str], source: Any, *where: sa.ColumnElement[bool]
+) -> dict[tuple[bool, bool], Prepared]:
+    """Pages of names in order, one statement per (has `last`, has `limit`)."""
+    statements = {}
+    for after in (False, True):
+        for limited in (False, True):
+            query = sa.select(column).select_from(source).where(*where)
+            if after:
+                query = query.where(column > sa.bindparam("last"))
+            query = query.order_by(column)
+            if limited:
+                query = query.limit(sa.bindparam("limit", type_=sa.Integer))
+            statements[(after, limited)] = query
+    return {key: Prepared(query) for key, query in statements.items()}
+
+
+_REPOSITORY_PAGES = _name_page(repositories.c.name, repositories)
+
+
 def list_repositories(
     conn: sa.Connection, limit: int | None, last: str | None
 ) -> list[str]:
-    query = sa.select(repositories.c.name)
-    if last is not None:
-        query = query.where(repositories.c.name > last)
-    query = query.order_by(repositories.c.name).limit(limit)
-    return list(conn.execute(query).scalars())
+    page = _REPOSITORY_PAGES[(last is not None, limit is not None)]
+    return page.column(conn, last=last, limit=limit)
 
 
 # -- blobs -------------------------------------------------------------------
 
-_VISIBLE_BLOB = (
-    sa.select(blobs.c.size)
+
+def _visible_blob(*columns: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    return (
+        sa.select(*columns)
+        .select_from(
+            repository_blobs.join(
+                repositories, repositories.c.id == repository_blobs.c.repository_id
+            ).join(blobs, blobs.c.digest == repository_blobs.c.digest)
+        )
+        .where(
+            repositories.c.name == sa.bindparam("repository"),
+            repository_blobs.c.digest == sa.bindparam("digest"),
+        )
+    )
+
+
+_VISIBLE_BLOB_QUERY = _visible_blob(blobs.c.size)
+
+
+_MANIFEST_AS_BLOB = (
+    sa.select(
+        sa.literal_column("1"),
+        manifests.c.size,
+        manifests.c.media_type,
+        manifests.c.content,
+    )
     .select_from(
-        repository_blobs.join(
-            repositories, repositories.c.id == repository_blobs.c.repository_id
-        ).join(blobs, blobs.c.digest == repository_blobs.c.digest)
+        manifests.join(repositories, repositories.c.id == manifests.c.repository_id)
     )
     .where(
         repositories.c.name == sa.bindparam("repository"),
-        repository_blobs.c.digest == sa.bindparam("digest"),
+        manifests.c.digest == sa.bindparam("digest"),
     )
+)
+# A stored blob first, else a manifest by that digest, in one round trip.
+_CONTENT = Prepared(
+    sa.union_all(
+        _visible_blob(sa.literal_column("0"), blobs.c.size, sa.null(), sa.null()),
+        _MANIFEST_AS_BLOB,
+    ).limit(1)
 )
 
 
-def get_blob(conn: sa.Connection, repository: str, digest: str) -> BlobRecord | None:
-    """The blob if the repository may see it."""
-    size = conn.execute(
-        _VISIBLE_BLOB, {"repository": repository, "digest": digest}
-    ).scalar()
-    return None if size is None else BlobRecord(digest, size)
+def find_content(
+    conn: sa.Connection, repository: str, digest: str
+) -> BlobRecord | ManifestRecord | None:
+    """What `/blobs/<digest>` serves: a blob the repository may see, or one of
+    its manifests (clients may fetch those through the blob endpoint too)."""
+    row = _CONTENT.first(conn, repository=repository, digest=digest)
+    if row is None:
+        return None
+    kind, size, media_type, content = row
+    if kind == 0:
+        return BlobRecord(digest, size)
+    return ManifestRecord(digest, media_type, size, bytes(content))
 
 
-def link_blob(conn: sa.Connection, repository: str, digest: str, size: int) -> None:
-    """Record a stored blob and let the repository see it."""
+def link_blob(
+    conn: sa.Connection,
+    repository: str,
+    digest: str,
+    size: int,
+    finished_upload: str | None = None,
+) -> None:
+    """Record a stored blob and let the repository see it.
+
+    `finished_upload` is the session that delivered the bytes: it ends here.
+    """
     now = time.time()
     found = ensure_repository(conn, repository)
     quotas.check_room(conn, repository, digest, size)
@@ -106,13 +168,15 @@ def link_blob(conn: sa.Connection, repository: str, digest: str, size: int) -> N
         .values(repository_id=found, digest=digest, created_at=now)
         .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
     )
+    if finished_upload is not None:
+        delete_upload(conn, finished_upload)
 
 
 def mount_blob(conn: sa.Connection, repository: str, source: str, digest: str) -> bool:
     # FOR SHARE (PostgreSQL): the collector cannot drop the source's link, and
     # with it the blob, between this check and the new link.
     size = conn.execute(
-        _VISIBLE_BLOB.with_for_update(read=True),
+        _VISIBLE_BLOB_QUERY.with_for_update(read=True),
         {"repository": source, "digest": digest},
     ).scalar()
     if size is None:
@@ -163,9 +227,8 @@ def _manifest_query(by_tag: bool, content: bool) -> sa.Select[Any]:
     )
 
 
-# Built once: the hot path only binds parameters.
 _MANIFEST_QUERIES = {
-    (by_tag, content): _manifest_query(by_tag, content)
+    (by_tag, content): Prepared(_manifest_query(by_tag, content))
     for by_tag in (True, False)
     for content in (True, False)
 }
@@ -174,15 +237,12 @@ _MANIFEST_QUERIES = {
 def get_manifest(
     conn: sa.Connection, repository: str, reference: str, by_tag: bool, content: bool
 ) -> ManifestRecord | None:
-    row = conn.execute(
-        _MANIFEST_QUERIES[(by_tag, content)],
-        {"repository": repository, "reference": reference},
-    ).first()
+    row = _MANIFEST_QUERIES[(by_tag, content)].first(
+        conn, repository=repository, reference=reference
+    )
     if row is None:
         return None
-    return ManifestRecord(
-        row.digest, row.media_type, row.size, row.content if content else None
-    )
+    return ManifestRecord(row[0], row[1], row[2], bytes(row[3]) if content else None)
 
 
 def put_manifest(
@@ -350,18 +410,23 @@ def delete_tag(conn: sa.Connection, repository: str, tag: str) -> bool:
 # -- discovery ---------------------------------------------------------------
 
 
+_TAG_PAGES = _name_page(
+    tags.c.name,
+    tags.join(repositories, repositories.c.id == tags.c.repository_id),
+    repositories.c.name == sa.bindparam("repository"),
+)
+
+
 def list_tags(
     conn: sa.Connection, repository: str, limit: int | None, last: str | None
 ) -> list[str] | None:
     """Tags in lexical order after `last`; None when the repository is unknown."""
-    found = repository_id(conn, repository)
-    if found is None:
+    names = _TAG_PAGES[(last is not None, limit is not None)].column(
+        conn, repository=repository, last=last, limit=limit
+    )
+    if not names and repository_id(conn, repository) is None:
         return None
-    query = sa.select(tags.c.name).where(tags.c.repository_id == found)
-    if last is not None:
-        query = query.where(tags.c.name > last)
-    query = query.order_by(tags.c.name).limit(limit)
-    return list(conn.execute(query).scalars())
+    return names
 
 
 def list_referrers(

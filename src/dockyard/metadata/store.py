@@ -33,14 +33,24 @@ class MetadataStore:
         found = await self._db.read(partial(queries.repository_id, name=name))
         return found is not None
 
-    async def get_blob(self, repository: str, digest: str) -> BlobRecord | None:
+    async def find_content(
+        self, repository: str, digest: str
+    ) -> BlobRecord | ManifestRecord | None:
         return await self._db.read(
-            partial(queries.get_blob, repository=repository, digest=digest)
+            partial(queries.find_content, repository=repository, digest=digest)
         )
 
-    async def link_blob(self, repository: str, digest: str, size: int) -> None:
+    async def link_blob(
+        self, repository: str, digest: str, size: int, finished: str | None = None
+    ) -> None:
         await self._db.write(
-            partial(queries.link_blob, repository=repository, digest=digest, size=size)
+            partial(
+                queries.link_blob,
+                repository=repository,
+                digest=digest,
+                size=size,
+                finished_upload=finished,
+            )
         )
 
     async def mount_blob(self, repository: str, source: str, digest: str) -> bool:
@@ -130,7 +140,8 @@ class MetadataStore:
                 repository=repository,
                 upload_id=upload_id,
                 algorithm=algorithm,
-            )
+            ),
+            durable=False,
         )
 
     async def get_upload(self, repository: str, upload_id: str) -> UploadRecord | None:
@@ -145,8 +156,11 @@ class MetadataStore:
                 upload_id=upload_id,
                 expected=expected,
                 size=size,
-            )
+            ),
+            durable=False,
         )
 
     async def delete_upload(self, upload_id: str) -> bool:
-        return await self._db.write(partial(queries.delete_upload, upload_id=upload_id))
+        return await self._db.write(
+            partial(queries.delete_upload, upload_id=upload_id), durable=False
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.metadata import MetadataStore
+from dockyard.metadata import BlobRecord, MetadataStore
 from dockyard.oci import errcodes
 from dockyard.oci.digest import Digest
 from dockyard.oci.errcodes import RegistryError
@@ -32,20 +32,16 @@ class BlobService:
 
     async def locate(self, repository: str, digest: Digest) -> BlobContent:
         text = str(digest)
-        blob = await self.store.get_blob(repository, text)
-        if blob is not None:
+        found = await self.store.find_content(repository, text)
+        if isinstance(found, BlobRecord):
             path = blob_path(digest)
             return BlobContent(
-                text, blob.size, path=path, local_file=self.storage.local_file(path)
+                text, found.size, path=path, local_file=self.storage.local_file(path)
             )
         # Manifests are content too: clients may fetch them through /blobs/.
-        manifest = await self.store.get_manifest(repository, text, by_tag=False)
-        if manifest is not None and manifest.content is not None:
+        if found is not None and found.content is not None:
             return BlobContent(
-                text,
-                manifest.size,
-                inline=manifest.content,
-                media_type=manifest.media_type,
+                text, found.size, inline=found.content, media_type=found.media_type
             )
         raise RegistryError(errcodes.BLOB_UNKNOWN, detail={"digest": text})
 

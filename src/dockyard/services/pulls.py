@@ -58,7 +58,9 @@ class PullRecorder:
             for (repository, digest), (pulled_at, pinned_at) in batch.items()
         ]
         try:
-            return await self.db.write(partial(retention.record_pulls, pulls=pulls))
+            return await self.db.write(
+                partial(retention.record_pulls, pulls=pulls), durable=False
+            )
         except Exception:
             self._merge(batch)
             logger.warning(

@@ -108,17 +108,39 @@ class UploadService:
         length: int | None = None,
     ) -> UploadRecord:
         upload = await self.status(repository, upload_id)
+        new_size, running = await self._write_chunk(upload, chunks, start, length)
+        if not await self.store.advance_upload(upload_id, upload.size, new_size):
+            current = await self.status(repository, upload_id)
+            raise RangeMismatch(current, "upload was changed by another request")
+        if running is not None:
+            self._remember(upload_id, running)
+        return UploadRecord(
+            upload_id, repository, upload.algorithm, new_size, upload.created_at
+        )
+
+    async def _write_chunk(
+        self,
+        upload: UploadRecord,
+        chunks: AsyncIterable[bytes],
+        start: int | None,
+        length: int | None,
+    ) -> tuple[int, _RunningHash | None]:
+        """Store a chunk after the session's bytes; the new size and running hash.
+
+        The caller records the new size: a PATCH on its own, a finishing PUT
+        together with the blob (one transaction instead of two).
+        """
         if start is not None and start != upload.size:
             raise RangeMismatch(
                 upload, f"chunk starts at {start}, upload has {upload.size} bytes"
             )
-        running = self._running.pop(upload_id, None)
+        running = self._running.pop(upload.id, None)
         if running is None and upload.size == 0:
             running = _RunningHash(0, upload.algorithm, new_hasher(upload.algorithm))
         if running is not None and running.size != upload.size:
             running = None
 
-        writer = await self.storage.open_writer(upload_path(upload_id), upload.size)
+        writer = await self.storage.open_writer(upload_path(upload.id), upload.size)
         try:
             received = await copy_and_hash(
                 chunks, writer, running.hasher if running else None
@@ -130,17 +152,10 @@ class UploadService:
                 errcodes.SIZE_INVALID,
                 f"received {received} bytes, Content-Range announced {length}",
             )
-
         new_size = upload.size + received
-        if not await self.store.advance_upload(upload_id, upload.size, new_size):
-            current = await self.status(repository, upload_id)
-            raise RangeMismatch(current, "upload was changed by another request")
         if running is not None:
             running.size = new_size
-            self._remember(upload_id, running)
-        return UploadRecord(
-            upload_id, repository, upload.algorithm, new_size, upload.created_at
-        )
+        return new_size, running
 
     def _remember(self, upload_id: str, running: _RunningHash) -> None:
         # Abandoned sessions would otherwise keep their hash state forever.
@@ -168,8 +183,8 @@ class UploadService:
         chunks: AsyncIterable[bytes],
         start: int | None,
     ) -> BlobRecord:
-        upload = await self._append(repository, upload_id, chunks, start)
-        running = self._running.pop(upload_id, None)
+        upload = await self.status(repository, upload_id)
+        size, running = await self._write_chunk(upload, chunks, start, None)
         path = upload_path(upload_id)
         if running is not None and running.algorithm == digest.algorithm:
             actual = running.hasher.hexdigest()
@@ -182,11 +197,10 @@ class UploadService:
                 f"content digest is {digest.algorithm}:{actual}, not {digest}",
                 detail={"digest": str(digest)},
             )
-        await self._store(repository, path, digest, upload.size)
-        await self.store.delete_upload(upload_id)
+        await self._store(repository, path, digest, size, finished=upload_id)
         await self._drop_lock_file(upload_id)
-        logger.debug("blob stored", extra={"digest": str(digest), "size": upload.size})
-        return BlobRecord(str(digest), upload.size)
+        logger.debug("blob stored", extra={"digest": str(digest), "size": size})
+        return BlobRecord(str(digest), size)
 
     async def put_monolithic(
         self, repository: str, digest: Digest, chunks: AsyncIterable[bytes]
@@ -211,9 +225,17 @@ class UploadService:
         return BlobRecord(str(digest), size)
 
     async def _store(
-        self, repository: str, source: str, digest: Digest, size: int
+        self,
+        repository: str,
+        source: str,
+        digest: Digest,
+        size: int,
+        finished: str | None = None,
     ) -> None:
         """Put verified bytes in place, then record them; safe against the GC.
+
+        `finished` names the upload session these bytes completed: it ends in
+        the transaction that records the blob.
 
         The upload's own copy is kept until the database row exists. A
         collector may remove an older copy of the same content in between (it
@@ -224,7 +246,7 @@ class UploadService:
         target = blob_path(digest)
         await self.storage.commit(source, target, keep_source=True)
         try:
-            await self.store.link_blob(repository, str(digest), size)
+            await self.store.link_blob(repository, str(digest), size, finished)
         except BaseException:
             await self.storage.delete(source)
             raise

@@ -7,10 +7,8 @@ other namespace answers 404, whether it exists or not, so names do not leak.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -42,20 +40,6 @@ def namespace_document(namespace: NamespaceRecord) -> dict[str, Any]:
     }
 
 
-def _visible_to(
-    conn: sa.Connection, username: str, groups: Iterable[str]
-) -> list[NamespaceRecord]:
-    # TODO: one joined query in `accounts` would replace a query per private
-    # namespace; fine for hundreds of namespaces, slow for many thousands.
-    return [
-        namespace
-        for namespace in accounts.list_namespaces(conn)
-        if namespace.public
-        or namespace.name == username
-        or accounts.bindings_for(conn, namespace.name, username, groups)[1]
-    ]
-
-
 async def visible(request: Request, identity: Identity, name: str) -> NamespaceRecord:
     """The namespace if this caller may see it; 404 otherwise."""
     found, bindings = await control(request).store.bindings_for(
@@ -82,7 +66,10 @@ async def list_namespaces(request: Request) -> Response:
         found = await read(request, accounts.list_namespaces)
     else:
         found = await read(
-            request, _visible_to, username=identity.subject, groups=identity.groups
+            request,
+            accounts.namespaces_visible_to,
+            username=identity.subject,
+            groups=identity.groups,
         )
     return reply({"namespaces": [namespace_document(n) for n in found]})
 

@@ -16,6 +16,7 @@ from functools import partial
 
 from dockyard.metadata import jobs
 from dockyard.metadata.executor import Executor
+from dockyard.services import leases
 from dockyard.services.gc import GarbageCollector, GcOptions
 from dockyard.services.retention import RetentionService
 from dockyard.storage import StorageDriver
@@ -106,17 +107,21 @@ class Maintenance:
         return removed
 
     async def run_once(self, lease_seconds: float) -> ExpiryReport | None:
-        """Do the upkeep if this replica holds the lease; None if another does."""
-        acquired = await self.db.write(
-            partial(
-                jobs.acquire_lease,
-                name=LEASE,
-                holder=self.holder,
-                seconds=lease_seconds,
-            )
-        )
-        if not acquired:
+        """Do the upkeep if this replica holds the lease; None if another does.
+
+        The lease is renewed while the work runs (a collection of a large
+        registry takes minutes), and the work stops if it is ever lost.
+        """
+        if not await leases.take(self.db, LEASE, self.holder, lease_seconds):
             return None
+        try:
+            async with leases.kept(self.db, LEASE, self.holder, lease_seconds):
+                return await self._upkeep()
+        except leases.LeaseLost:
+            logger.warning("maintenance stopped: another replica took over")
+            return None
+
+    async def _upkeep(self) -> ExpiryReport:
         report = await self.expire_uploads()
         if report.sessions or report.orphans:
             logger.info(

@@ -28,7 +28,6 @@ that takes a stall of 15 seconds in the middle of a PATCH.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -38,8 +37,9 @@ from functools import partial
 
 import anyio
 
-from dockyard.metadata import jobs, upload_locks
+from dockyard.metadata import upload_locks
 from dockyard.metadata.executor import Executor
+from dockyard.services import leases
 from dockyard.storage.base import LockTimeout
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,6 @@ logger = logging.getLogger(__name__)
 # How long a lease lasts unless renewed: also how long a crashed holder keeps a
 # session locked.
 LEASE_SECONDS = 15.0
-RENEWALS_PER_LEASE = 3
 # How long a request waits for another one writing to the same upload, as the
 # drivers' own locks do.
 WAIT_TIMEOUT = 60.0
@@ -74,70 +73,22 @@ class UploadLocks:
         token = uuid.uuid4().hex
         await self._acquire(name, token)
         try:
-            with anyio.CancelScope() as work:
-                heartbeat = anyio.CancelScope()
-                keeper = asyncio.create_task(self._keep(name, token, work, heartbeat))
-                try:
-                    yield
-                finally:
-                    # Stopped through its scope, which lets a renewal in flight
-                    # finish first: it would bring the released lease back.
-                    heartbeat.cancel()
-                    with anyio.CancelScope(shield=True):
-                        await asyncio.wait([keeper])
+            async with leases.kept(self.db, name, token, self.lease):
+                yield
+        except leases.LeaseLost as lost:
+            raise LockTimeout(f"lost the lock on upload {upload_id}") from lost
         finally:
             await self._release(name, token)
-        if work.cancelled_caught:
-            raise LockTimeout(f"lost the lock on upload {upload_id}")
-
-    async def _take(self, name: str, token: str) -> bool:
-        # Shielded: a lease taken by a write that a cancellation then cut short
-        # would stay taken, with nobody to release it.
-        with anyio.CancelScope(shield=True):
-            taken = await self.db.write(
-                partial(jobs.acquire_lease, name=name, holder=token, seconds=self.lease)
-            )
-        return taken
 
     async def _acquire(self, name: str, token: str) -> None:
         deadline = time.monotonic() + self.timeout
         delay = FIRST_POLL
-        while not await self._take(name, token):
+        while not await leases.take(self.db, name, token, self.lease):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise LockTimeout(f"{name} is busy")
             await anyio.sleep(min(delay, remaining))
             delay = min(delay * 2, MAX_POLL)
-
-    async def _keep(
-        self,
-        name: str,
-        token: str,
-        work: anyio.CancelScope,
-        heartbeat: anyio.CancelScope,
-    ) -> None:
-        """Renew the lease while it is held; cancel the work once it is lost."""
-        held_until = time.monotonic() + self.lease
-        with heartbeat:
-            while True:
-                await anyio.sleep(self.lease / RENEWALS_PER_LEASE)
-                started = time.monotonic()
-                try:
-                    renewed = await self._take(name, token)
-                except Exception:
-                    logger.warning(
-                        "failed to renew an upload lock",
-                        exc_info=True,
-                        extra={"lock": name},
-                    )
-                    if time.monotonic() < held_until:
-                        continue  # perhaps a passing fault: still ours a while
-                    renewed = False
-                if not renewed:
-                    logger.warning("lost an upload lock", extra={"lock": name})
-                    work.cancel()
-                    return
-                held_until = started + self.lease
 
     async def _release(self, name: str, token: str) -> None:
         # Shielded: a request cancelled while holding the lock still releases

@@ -358,6 +358,31 @@ def test_untagged_manifest_pulled_by_digest_is_kept_where_the_rule_asks(
     assert manifest_status(oci, repo, pulled.pinned.digest) == 404
 
 
+def test_collector_leaves_untagged_manifests_to_the_rules(
+    oci: RegistryClient, cli: Cli, registry: RegistryServer
+) -> None:
+    governed, pins, free = (f"gc{uuid.uuid4().hex[:10]}" for _ in range(3))
+    for name in (governed, pins, free):
+        cli("namespace", "create", name)
+    waiting = oci.push_image(f"{governed}/app")
+    pinned, unpinned = oci.push_image(f"{pins}/app"), oci.push_image(f"{pins}/app")
+    loose = oci.push_image(f"{free}/app")
+    assert oci.http.get(f"/v2/{pins}/app/manifests/{pinned.digest}").status_code == 200
+    wait_for_pull(registry, f"{pins}/app", pinned.digest)
+    cli("retention", "set", governed, "--untagged-days", "7")
+    cli("retention", "set", pins, "--keep-pinned")
+
+    cli("gc", "--keep-untagged", "0", "--grace", "0")
+
+    # untagged_days decides, not the collector's keep_untagged.
+    assert manifest_status(oci, f"{governed}/app", waiting.digest) == 200
+    # keep_pinned alone protects the pinned manifest, and only that one.
+    assert manifest_status(oci, f"{pins}/app", pinned.digest) == 200
+    assert manifest_status(oci, f"{pins}/app", unpinned.digest) == 404
+    # Where no rule applies, the collector's own settings hold.
+    assert manifest_status(oci, f"{free}/app", loose.digest) == 404
+
+
 # -- rules from the command line -------------------------------------------------
 
 

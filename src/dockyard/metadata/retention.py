@@ -81,6 +81,13 @@ class RetentionRule:
             inner, self.repository_pattern
         )
 
+    def keeps_pin(self, pinned_at: float, now: float) -> bool:
+        """Whether a manifest last pulled by digest at `pinned_at` is protected."""
+        if not self.keep_pinned:
+            return False
+        window = self.keep_pulled_days
+        return window is None or pinned_at >= now - window * DAY
+
     def validate(self) -> RetentionRule:
         for name in ("keep_newest", "keep_pulled_days", "untagged_days"):
             value = getattr(self, name)
@@ -267,6 +274,35 @@ def load_state(conn: sa.Connection, repository_id: int, name: str) -> Repository
         for row in conn.execute(pull_rows)
     }
     return state
+
+
+def collector_exempt(
+    conn: sa.Connection,
+    graph: RepositoryGraph,
+    rules: Sequence[RetentionRule],
+    now: float,
+) -> set[str]:
+    """Untagged manifests the garbage collector must leave to retention.
+
+    Where a rule sets `untagged_days`, that rule, not the collector's
+    `keep_untagged`, decides when untagged manifests go: all are exempt (the
+    retention run deletes them when due, and the collector then frees their
+    blobs). Otherwise `keep_pinned` rules exempt what they protect.
+    """
+    covering = [rule for rule in rules if rule.covers(graph.name)]
+    if any(rule.untagged_days is not None for rule in covering):
+        return set(graph.manifests)
+    if not any(rule.keep_pinned for rule in covering):
+        return set()
+    pinned = sa.select(manifest_pulls.c.digest, manifest_pulls.c.pinned_at).where(
+        manifest_pulls.c.repository_id == graph.repository_id,
+        manifest_pulls.c.pinned_at.is_not(None),
+    )
+    return {
+        row.digest
+        for row in conn.execute(pinned)
+        if any(rule.keeps_pin(row.pinned_at, now) for rule in covering)
+    }
 
 
 # -- pull times --------------------------------------------------------------------

@@ -198,13 +198,8 @@ def _tag_keeper(
 def _pin_protected(pull: PullRow, rules: Sequence[RetentionRule], now: float) -> bool:
     """Pulled by digest while a `keep_pinned` rule applies (inside its window)."""
     assert pull.pinned_at is not None
-    for rule in rules:
-        if not rule.keep_pinned:
-            continue
-        window = rule.keep_pulled_days
-        if window is None or pull.pinned_at >= now - window * DAY:
-            return True
-    return False
+    pinned_at = pull.pinned_at
+    return any(rule.keeps_pin(pinned_at, now) for rule in rules)
 
 
 def _manifest(plan: RepositoryPlan, digest: str, delete: bool, reason: str) -> Decision:

@@ -30,7 +30,14 @@ import logging
 import os  # TEMP-EXPERIMENT
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import groupby
@@ -40,7 +47,7 @@ from typing import Literal, Protocol, TypeVar
 import anyio
 import sqlalchemy as sa
 
-from dockyard.metadata import gc_queries
+from dockyard.metadata import gc_queries, retention
 from dockyard.metadata.executor import Executor
 from dockyard.metadata.gc_queries import ManifestNode, RepositoryGraph
 from dockyard.oci.digest import Digest
@@ -326,13 +333,12 @@ class GarbageCollector:
     async def _plans(self) -> list[RepositoryPlan]:
         manifest_cutoff, link_cutoff = self._cutoffs()
         repositories = await self.executor.read(gc_queries.repository_list)
+        rules = await self.executor.read(retention.list_rules)
         progress = Progress(self._on_progress, "plan", len(repositories))
         plans = []
         for repository_id, name in repositories:
             graph = await self.executor.read(
-                partial(
-                    gc_queries.load_repository, repository_id=repository_id, name=name
-                )
+                partial(_load, repository_id=repository_id, name=name, rules=rules)
             )
             plan = plan_repository(graph, manifest_cutoff, link_cutoff)
             if plan.manifests or plan.links:
@@ -587,3 +593,16 @@ def _those(items: list[Removal], digests: Collection[str]) -> list[Removal]:
     """The items whose digest is among `digests`, in their order."""
     wanted = set(digests)
     return [removal for removal in items if removal.digest in wanted]
+
+
+def _load(
+    conn: sa.Connection,
+    repository_id: int,
+    name: str,
+    rules: Sequence[retention.RetentionRule],
+) -> RepositoryGraph:
+    """A repository's graph, with what retention rules keep counted as roots."""
+    graph = gc_queries.load_repository(conn, repository_id, name)
+    if rules:
+        graph.tagged |= retention.collector_exempt(conn, graph, rules, time.time())
+    return graph

@@ -7,21 +7,32 @@ where each one runs.
   a writer and takes microseconds, so a thread hop would cost more than the
   query. Writes may wait for another process's write lock, so they run in a
   worker thread and begin with `BEGIN IMMEDIATE`, which takes that lock up front.
+  Writers take turns before that (`WriterTurns`): left to SQLite, a writer that
+  finds the database locked sleeps and retries with growing pauses (up to
+  100 ms each), and under many concurrent pushes those pauses, not the disk,
+  set the pace.
 - PostgreSQL: every query goes over the network, so reads and writes both run in
   worker threads, on a connection pool shared by the process.
 
-A write may be marked not `durable`: bookkeeping that a power loss may roll
-back without harm (an upload session's creation or progress: the client
-resumes from what the registry then reports). Such commits skip the flush to
-disk (SQLite `synchronous=NORMAL`, PostgreSQL `synchronous_commit=off`); the
-database stays consistent either way, and the next durable commit flushes
-them too. Blobs, manifests and tags are always written durably.
+A write may be marked not `durable`: one that a power loss may roll back
+without harm. Such commits skip the flush to disk (SQLite `synchronous=NORMAL`,
+PostgreSQL `synchronous_commit=off`); the database stays consistent either
+way, and commits reach the disk in order, so the next durable commit carries
+every earlier one with it. Upload sessions' bookkeeping is not durable (after
+a power loss the client resumes from what the registry then reports), nor is
+a finished blob's row (its file is fsynced first; the manifest push that
+refers to it is durable and so makes the row durable too; a blob lost before
+any manifest used it is simply pushed again). Manifests, tags, accounts and
+rules are written durably.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol, TypeVar
 
 import sqlalchemy as sa
@@ -42,10 +53,43 @@ class Executor(Protocol):
     async def close(self) -> None: ...
 
 
+class WriterTurns:
+    """One SQLite writer at a time, woken as soon as the previous one is done.
+
+    A lock within the process queues its threads; an flock on a file beside the
+    database queues the processes (server workers, replicas on one host, the
+    command line), and the kernel wakes the next one the moment it is released.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.Lock()
+        self._fd: int | None = None
+        if database and database != ":memory:":
+            self._fd = os.open(f"{database}-writer", os.O_RDWR | os.O_CREAT, 0o600)
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        with self._threads:
+            if self._fd is None:
+                yield
+                return
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 class SqliteExecutor:
     def __init__(self, url: str) -> None:
         self.engine = create_sync_engine(url)
         self.dialect = self.engine.dialect.name
+        self._turns = WriterTurns(self.engine.url.database)
         self._reader: sa.Connection | None = None
         self._reader_thread: int | None = None
 
@@ -70,7 +114,7 @@ class SqliteExecutor:
         return await to_thread.run_sync(self._write, change, durable)
 
     def _write(self, change: Callable[[sa.Connection], T], durable: bool) -> T:
-        with self.engine.connect() as conn:
+        with self._turns.turn(), self.engine.connect() as conn:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             if durable:
                 with conn.begin():
@@ -91,6 +135,7 @@ class SqliteExecutor:
             self._reader.close()
             self._reader = None
         self.engine.dispose()
+        self._turns.close()
 
 
 class ThreadedExecutor:

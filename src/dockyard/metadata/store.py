@@ -50,7 +50,10 @@ class MetadataStore:
                 digest=digest,
                 size=size,
                 finished_upload=finished,
-            )
+            ),
+            # The file is already on disk; the row reaches it with the next
+            # durable commit, at the latest the manifest that refers to it.
+            durable=False,
         )
 
     async def mount_blob(self, repository: str, source: str, digest: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 import httpx
@@ -18,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from dockyard.storage.base import LockTimeout, PathNotFound, StorageDriver, StorageError
 from dockyard.storage.drivers import s3
+from dockyard.storage.drivers.filesystem import FilesystemDriver
 from tests.support.s3 import MotoServer
 
 pytestmark = pytest.mark.anyio
@@ -521,3 +523,12 @@ async def test_s3_moves_objects_beyond_the_copy_limit_in_ranges(
 
     assert moto.keys(bucket) == ["trash/moved"]
     assert await read_all(driver, "trash/moved") == data
+
+
+async def test_filesystem_paths_cannot_climb_out_of_the_root(tmp_path: Path) -> None:
+    driver = FilesystemDriver(tmp_path / "root")
+    (tmp_path / "outside").write_bytes(b"secret")
+    for path in ("../outside", "blobs/../../outside", "/etc/passwd"):
+        with pytest.raises(StorageError):
+            await driver.stat(path)
+    assert await driver.stat("blobs/../missing") is None  # stays inside: fine

@@ -45,12 +45,20 @@ def _insert(conn: sa.Connection, table: sa.Table) -> Any:
 # -- repositories ------------------------------------------------------------
 
 
+_REPOSITORY_ID = Prepared(
+    sa.select(repositories.c.id).where(repositories.c.name == sa.bindparam("name"))
+)
+
+
 def repository_id(conn: sa.Connection, name: str) -> int | None:
-    query = sa.select(repositories.c.id).where(repositories.c.name == name)
-    return conn.execute(query).scalar()
+    row = _REPOSITORY_ID.first(conn, name=name)
+    return None if row is None else int(row[0])
 
 
 def ensure_repository(conn: sa.Connection, name: str) -> int:
+    found = repository_id(conn, name)
+    if found is not None:
+        return found
     insert = _insert(conn, repositories).values(name=name, created_at=time.time())
     conn.execute(insert.on_conflict_do_nothing(index_elements=["name"]))
     found = repository_id(conn, name)
@@ -479,20 +487,26 @@ def create_upload(
     )
 
 
+_UPLOAD = Prepared(
+    sa.select(uploads.c.algorithm, uploads.c.size, uploads.c.created_at)
+    .select_from(
+        uploads.join(repositories, repositories.c.id == uploads.c.repository_id)
+    )
+    .where(
+        uploads.c.id == sa.bindparam("upload_id"),
+        repositories.c.name == sa.bindparam("repository"),
+    )
+)
+
+
 def get_upload(
     conn: sa.Connection, repository: str, upload_id: str
 ) -> UploadRecord | None:
-    query = (
-        sa.select(uploads.c.algorithm, uploads.c.size, uploads.c.created_at)
-        .select_from(
-            uploads.join(repositories, repositories.c.id == uploads.c.repository_id)
-        )
-        .where(uploads.c.id == upload_id, repositories.c.name == repository)
-    )
-    row = conn.execute(query).first()
+    row = _UPLOAD.first(conn, upload_id=upload_id, repository=repository)
     if row is None:
         return None
-    return UploadRecord(upload_id, repository, row.algorithm, row.size, row.created_at)
+    algorithm, size, created_at = row
+    return UploadRecord(upload_id, repository, algorithm, size, created_at)
 
 
 def advance_upload(

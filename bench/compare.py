@@ -2,114 +2,109 @@
 
 Run from the repository root with the project's virtualenv:
 
-    .venv/bin/python bench/compare.py [--runs 3] [--blob-mib 256] [--skip-memory]
+    .venv/bin/python bench/compare.py [--runs 3] [--only push,pull] [--output FILE]
 
-See bench/README.md for what each workload measures and how to read the ratios.
+See bench/README.md for what each workload measures and how to read the table.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import platform
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
-from types import FrameType
 
 from benchlib import BenchError
-from benchlib.blobs import MIB, make_blob_file
-from benchlib.report import (
-    REFERENCE,
-    SUBJECT,
-    auth_cost,
-    summarise,
-    table,
-    write_json,
-)
+from benchlib.blobs import MIB
+from benchlib.measure import Measurement, Quiet
+from benchlib.procstat import MemoryWatch
+from benchlib.report import client_table, markdown_table, notes, write_json
+from benchlib.rows import MEMORY_PSS, MEMORY_RSS, Sizes, table_rows
+from benchlib.runner import Runner
 from benchlib.servers import (
-    DOCKYARD_AUTH,
     RunningServer,
     ensure_distribution,
+    managed,
     new_admin_credentials,
     start_distribution,
     start_dockyard,
+    stop_on_sigterm,
     try_apt_install,
+    wait_all,
 )
-from benchlib.workloads import (
-    AUTH_HEAD,
-    FAILURES,
-    HEAD,
-    MEMORY_PULL,
-    MEMORY_PUSH,
-    Measurement,
-    Settings,
-    measure_auth_head,
-    measure_head,
-    measure_memory,
-    measure_pull,
-    measure_push,
-    prepare_image,
-)
+from benchlib.skopeo import Skopeo
+from benchlib.summary import results
+from benchlib.workloads import WORKLOAD_NAMES, Settings, build_workloads
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
-MEMORY_BLOB_MIB = 1024
-MEMORY_LIMIT_MIB = 150.0
 MAX_RUNS = 50
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="repeats per workload")
-    parser.add_argument("--blob-mib", type=int, default=256, help="push/pull size")
-    parser.add_argument(
-        "--skip-memory", action="store_true", help="skip the 1 GiB peak-RSS phase"
+    add = parser.add_argument
+    add("--runs", type=int, default=3, help="runs; the table shows medians")
+    add(
+        "--only", default=",".join(WORKLOAD_NAMES), help="workloads to run: %(default)s"
     )
-    parser.add_argument(
-        "--skip-auth",
-        action="store_true",
-        help="skip the HEAD load against a second Dockyard with token auth",
-    )
-    parser.add_argument("--workers", type=int, default=2, help="Dockyard workers")
-    parser.add_argument(
-        "--servers",
-        default="dockyard,distribution",
-        help="comma-separated subset of dockyard,distribution",
-    )
-    parser.add_argument("--concurrency", type=int, default=50, help="HEAD connections")
-    parser.add_argument("--duration", type=float, default=5.0, help="HEAD seconds")
-    parser.add_argument("--warmup", type=float, default=1.0, help="HEAD warm-up s")
-    parser.add_argument("--loadgen", choices=["auto", "hey", "python"], default="auto")
-    parser.add_argument(
-        "--quiet-threshold",
-        type=float,
-        default=0.35,
-        help="machine CPU share (busy+steal) under which a timing may start",
-    )
-    parser.add_argument(
-        "--quiet-wait", type=float, default=20.0, help="longest wait for quiet, s"
-    )
-    parser.add_argument("--python", default=sys.executable, help="Dockyard's python")
-    parser.add_argument(
-        "--dockyard-log-level",
-        default="warning",
-        help="passed as --log-level; empty for Dockyard's default",
-    )
+    add("--workers", type=int, default=os.cpu_count() or 1, help="Dockyard workers")
+    add("--blob-mib", type=int, default=256, help="size of the push/pull blob")
+    add("--chunk-mib", type=int, default=8, help="PATCH size of the chunked push")
+    add("--pull-clients", type=int, default=8, help="clients of the parallel pull")
+    add("--connections", type=int, default=64, help="connections of the loads")
+    add("--duration", type=float, default=5.0, help="seconds of each load")
+    add("--warmup", type=float, default=1.0, help="seconds of warm-up before a load")
+    add("--tags", type=int, default=1000, help="tags in the tags/list repository")
+    add("--small-blobs", type=int, default=500, help="4 KiB blobs pushed")
+    add("--small-clients", type=int, default=16, help="clients pushing them")
+    add("--image-mib", type=int, default=100, help="size of the skopeo image")
+    add("--layers", type=int, default=5, help="layers of the skopeo image")
+    add("--cpu-requests", type=int, default=5000, help="HEADs of the CPU count")
+    add("--loadgen", choices=["auto", "hey", "python"], default="auto")
+    add("--quiet-threshold", type=float, default=0.35, help="CPU share to start at")
+    add("--quiet-wait", type=float, default=5.0, help="longest wait for quiet, s")
+    add("--servers", default="dockyard,distribution", help="a subset to run")
+    add("--output", type=Path, help="also write the Markdown report to this file")
+    add("--python", default=sys.executable, help="the Python that runs Dockyard")
     args = parser.parse_args(argv)
+    args.only = _names(args.only)
+    unknown = set(args.only) - set(WORKLOAD_NAMES)
+    if unknown:
+        parser.error(f"unknown workloads {sorted(unknown)}; pick from {WORKLOAD_NAMES}")
     if not 1 <= args.runs <= MAX_RUNS:
         parser.error(f"--runs must be between 1 and {MAX_RUNS}")
-    if args.blob_mib < 1 or args.duration <= 0 or args.concurrency < 1:
-        parser.error("--blob-mib, --duration and --concurrency must be positive")
+    counts = [args.blob_mib, args.chunk_mib, args.pull_clients, args.connections]
+    counts += [args.tags, args.small_blobs, args.small_clients, args.image_mib]
+    if min(counts) < 1 or args.duration <= 0 or args.layers < 1:
+        parser.error("sizes, counts and --duration must be positive")
     return args
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip().lower() for name in text.split(",") if name.strip()]
+
+
+def sizes_of(args: argparse.Namespace) -> Sizes:
+    return Sizes(
+        blob_mib=args.blob_mib,
+        chunk_mib=args.chunk_mib,
+        pull_clients=args.pull_clients,
+        connections=args.connections,
+        tags=args.tags,
+        small_blobs=args.small_blobs,
+        small_clients=args.small_clients,
+        image_mib=args.image_mib,
+        layers=args.layers,
+    )
 
 
 def choose_loadgen(requested: str) -> str:
@@ -124,270 +119,99 @@ def choose_loadgen(requested: str) -> str:
     return "python"
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def start_servers(
     args: argparse.Namespace, workdir: Path, stack: ExitStack
-) -> tuple[list[RunningServer], dict[str, str]]:
-    """Start the requested servers; one that fails is reported and left out."""
-    servers: list[RunningServer] = []
-    failures: dict[str, str] = {}
-    for name in _wanted(args):
-        label = SUBJECT if name == "dockyard" else REFERENCE
-        start = functools.partial(_start_one, name, args, workdir)
-        server = _bring_up(label, start, stack, failures)
-        if server is not None:
-            servers.append(server)
-    return servers, failures
+) -> tuple[list[RunningServer], RunningServer | None]:
+    """The servers under test, and a Dockyard with auth on when it is needed."""
+    wanted = _names(args.servers)
+    servers = []
+    if "dockyard" in wanted:
+        dockyard = start_dockyard(args.python, workdir, args.workers)
+        servers.append(managed(stack, dockyard))
+    if "distribution" in wanted:
+        distribution = start_distribution(ensure_distribution(), workdir)
+        servers.append(managed(stack, distribution))
+    if not servers:
+        raise BenchError(f"--servers {args.servers!r} names no known server")
+    auth = None
+    if "auth" in args.only and "dockyard" in wanted:
+        credentials = new_admin_credentials()
+        auth = start_dockyard(args.python, workdir, args.workers, credentials)
+        managed(stack, auth)
+    wait_all(servers + ([auth] if auth else []))
+    return servers, auth
 
 
-def start_auth_server(
-    args: argparse.Namespace,
-    workdir: Path,
-    stack: ExitStack,
-    failures: dict[str, str],
-) -> RunningServer | None:
-    """A second Dockyard with authentication on, unless skipped or not wanted."""
-    if args.skip_auth or "dockyard" not in _wanted(args):
+def make_skopeo(
+    args: argparse.Namespace, workdir: Path, servers: list[RunningServer]
+) -> Skopeo | None:
+    if "skopeo" not in args.only:
         return None
-
-    def start() -> RunningServer:
-        return start_dockyard(
-            args.python,
-            workdir,
-            args.workers,
-            args.dockyard_log_level,
-            credentials=new_admin_credentials(),
-        )
-
-    return _bring_up(DOCKYARD_AUTH, start, stack, failures)
-
-
-def _wanted(args: argparse.Namespace) -> list[str]:
-    return [name.strip().lower() for name in args.servers.split(",")]
-
-
-def _bring_up(
-    label: str,
-    start: Callable[[], RunningServer],
-    stack: ExitStack,
-    failures: dict[str, str],
-) -> RunningServer | None:
-    """Start one server, stopped with ``stack``; a failure is reported and None."""
+    hosts = [server.base_url.removeprefix("http://") for server in servers]
     try:
-        server = start()
+        return Skopeo(workdir, hosts)
     except BenchError as error:
-        failures[label] = str(error)
-        print(f"!! {label} did not start: {error}", flush=True)
+        print(f"!! skipping the skopeo workload: {error}", flush=True)
         return None
-    stack.callback(server.stop)
-    try:
-        server.wait_ready()
-    except BenchError as error:
-        failures[server.name] = str(error)
-        print(f"!! {server.name} did not start: {error}", flush=True)
-        return None
-    print(f"{server.name} ready on port {server.port} (pid {server.pid})")
-    return server
 
 
-def _start_one(name: str, args: argparse.Namespace, workdir: Path) -> RunningServer:
-    if name == "dockyard":
-        return start_dockyard(
-            args.python, workdir, args.workers, args.dockyard_log_level
-        )
-    if name == "distribution":
-        return start_distribution(ensure_distribution(), workdir)
-    raise BenchError(f"unknown server {name!r}")
-
-
-def _show(sample: Measurement, runs: int) -> None:
-    label = f"[run {sample.run}/{runs}] {sample.server} {sample.workload}"
+def show(units: dict[str, str], sample: Measurement) -> None:
+    """One progress line per sample."""
+    label = f"[run {sample.run}] {sample.server} {sample.row}"
     if sample.value is None:
         print(f"{label}: ERROR {sample.error}", flush=True)
         return
     extra = ""
-    if "generator_cores" in sample.details:
+    if "client_cores" in sample.details:
         extra = (
-            f", generator {sample.details['generator_cores']:.2f} cores,"
-            f" server {sample.details['server_cores']:.2f} cores"
+            f", client {float(str(sample.details['client_cores'])):.2f} cores,"
+            f" server {float(str(sample.details['server_cores'])):.2f} cores"
         )
     print(
-        f"{label}: {sample.value:,.1f} {sample.unit} "
-        f"({sample.seconds:.2f} s, steal {sample.steal:.0%}{extra})",
+        f"{label}: {sample.value:,.2f} {units.get(sample.row, '')} "
+        f"({sample.seconds:.2f} s, "
+        f"steal {sample.steal:.0%}{extra})",
         flush=True,
     )
 
 
-def _in_turn(servers: list[RunningServer], run: int) -> list[RunningServer]:
-    # Alternate who goes first so neither always meets the warmer machine.
-    return servers if run % 2 else servers[::-1]
+def memory_samples(watches: dict[str, MemoryWatch]) -> list[Measurement]:
+    """Each server's peak RSS and PSS over everything the benchmark did."""
+    samples = []
+    for name, watch in watches.items():
+        watch.stop()
+        details: dict[str, object] = {
+            "idle_rss_mib": watch.idle.rss / MIB,
+            "idle_pss_mib": watch.idle.pss / MIB,
+            "processes": watch.peak_processes,
+        }
+        samples.append(Measurement(name, MEMORY_RSS, 0, watch.peak_rss / MIB))
+        samples.append(Measurement(name, MEMORY_PSS, 0, watch.peak_pss / MIB))
+        samples[-1].details = samples[-2].details = details
+    return samples
 
 
-def run_transfers(
-    servers: list[RunningServer],
-    auth: RunningServer | None,
+def benchmark(
     args: argparse.Namespace,
     settings: Settings,
-    workdir: Path,
     samples: list[Measurement],
+    meta: dict[str, object],
 ) -> None:
-    """Push, pull and HEAD workloads, ``--runs`` times, on every server.
-
-    ``auth``, a Dockyard with authentication on, only takes the HEAD load, in
-    turn with the others.
-    """
-    heads = servers + ([auth] if auth else [])
-    images = {server.name: _prepare(server) for server in heads}
-    for run in range(1, args.runs + 1):
-        blob = make_blob_file(workdir / f"blob-{run}.bin", args.blob_mib * MIB, run)
-        pushed: set[str] = set()
-        for server in _in_turn(servers, run):
-            sample = measure_push(server, blob, run, settings)
-            _record(sample, samples, args.runs)
-            if sample.error is None:
-                pushed.add(server.name)
-        for server in _in_turn(servers, run):
-            if server.name in pushed:
-                _record(measure_pull(server, blob, run, settings), samples, args.runs)
-        for server in _in_turn(heads, run):
-            _record(
-                _head_sample(server, images[server.name], run, settings),
-                samples,
-                args.runs,
-            )
-        blob.path.unlink()
-
-
-def _head_sample(
-    server: RunningServer, image: str | Measurement, run: int, settings: Settings
-) -> Measurement:
-    if isinstance(image, Measurement):
-        return Measurement(
-            image.server, image.workload, run, "req/s", error=image.error
-        )
-    if server.credentials is None:
-        return measure_head(server, image, run, settings)
-    return measure_auth_head(server, image, run, settings, SUBJECT)
-
-
-def _prepare(server: RunningServer) -> str | Measurement:
-    try:
-        return prepare_image(server)
-    except FAILURES as error:
-        print(f"!! {server.name}: pushing the HEAD test image failed: {error}")
-        if server.credentials is None:
-            return Measurement(server.name, HEAD, 0, "req/s", error=str(error))
-        return Measurement(SUBJECT, AUTH_HEAD, 0, "req/s", error=str(error))
-
-
-def _record(sample: Measurement, samples: list[Measurement], runs: int) -> None:
-    samples.append(sample)
-    _show(sample, runs)
-
-
-def run_memory(
-    servers: list[RunningServer],
-    args: argparse.Namespace,
-    settings: Settings,
-    workdir: Path,
-    samples: list[Measurement],
-) -> None:
-    """Peak RSS while each server takes and serves a 1 GiB blob."""
-    print(f"writing a {MEMORY_BLOB_MIB} MiB blob for the memory phase ...", flush=True)
-    blob = make_blob_file(workdir / "blob-memory.bin", MEMORY_BLOB_MIB * MIB, 0)
-    for run in range(1, args.runs + 1):
-        for server in _in_turn(servers, run):
-            for sample in measure_memory(server, blob, run, settings):
-                _record(sample, samples, args.runs)
-    blob.path.unlink()
-
-
-def memory_verdicts(samples: list[Measurement]) -> list[str]:
-    """Whether each server's peak RSS stayed under the limit in every sample."""
-    lines = []
-    for server in (SUBJECT, REFERENCE):
-        peaks = [
-            s.value
-            for s in samples
-            if s.server == server
-            and s.workload in (MEMORY_PUSH, MEMORY_PULL)
-            and s.value is not None
-        ]
-        if not peaks:
-            continue
-        verdict = "yes" if max(peaks) < MEMORY_LIMIT_MIB else "NO"
-        lines.append(
-            f"{server}: highest peak RSS {max(peaks):.1f} MiB over {len(peaks)} "
-            f"samples; under {MEMORY_LIMIT_MIB:.0f} MiB: {verdict}"
-        )
-    return lines
-
-
-def load_notes(samples: list[Measurement]) -> list[str]:
-    """How much CPU the HEAD load generator took next to each server."""
-    lines = []
-    for server, workload, name in (
-        (SUBJECT, HEAD, "HEAD"),
-        (SUBJECT, AUTH_HEAD, "token-auth HEAD"),
-        (REFERENCE, HEAD, "HEAD"),
-    ):
-        heads = [
-            s.details
-            for s in samples
-            if s.server == server and s.workload == workload and s.details
-        ]
-        if not heads:
-            continue
-        generator = statistics.median(float(str(d["generator_cores"])) for d in heads)
-        serving = statistics.median(float(str(d["server_cores"])) for d in heads)
-        cores = os.cpu_count() or 1
-        lines.append(
-            f"{server} {name} load ({heads[0]['tool']}): generator {generator:.2f} "
-            f"cores ({generator / cores:.0%} of {cores}), server {serving:.2f} "
-            "cores (medians)"
-        )
-    return lines
-
-
-def auth_cost_lines(samples: list[Measurement]) -> list[str]:
-    """Dockyard's HEAD throughput with token auth relative to without."""
-    if not any(s.workload == AUTH_HEAD for s in samples):
-        return []
-    cost = auth_cost(summarise(samples))
-    value = "n/a" if cost is None else f"{cost:.2f}"
-    return [f"token auth cost: HEAD req/s with auth / without auth = {value}"]
-
-
-def describe(args: argparse.Namespace, loadgen: str) -> dict[str, object]:
-    """Settings and machine facts stored alongside the samples."""
-    return {
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "argv": sys.argv,
-        "args": vars(args),
-        "loadgen": loadgen,
-        "cpu_count": os.cpu_count(),
-        "loadavg_at_start": os.getloadavg(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "distribution_version": _version(["docker-registry", "--version"]),
-        "hey_version": _version(["dpkg-query", "-W", "-f", "${Version}", "hey"]),
-        "dockyard_commit": _version(["git", "-C", str(BENCH_DIR), "rev-parse", "HEAD"]),
-    }
-
-
-def _version(argv: list[str]) -> str | None:
-    try:
-        done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if done.returncode != 0:
-        return None
-    return done.stdout.strip() or None
+    """Start the servers, prepare and run the workloads, stop the servers."""
+    with ExitStack() as stack:
+        servers, auth = start_servers(args, settings.workdir, stack)
+        watches = {s.name: MemoryWatch(s.pid).start() for s in servers}
+        skopeo = make_skopeo(args, settings.workdir, servers)
+        workloads = build_workloads(args.only, settings, auth, skopeo)
+        units = {row.key: row.unit for row in table_rows(settings.sizes)}
+        runner = Runner(servers, workloads, settings, partial(show, units))
+        try:
+            runner.prepare()
+            runner.run(args.runs)
+        finally:
+            samples.extend(runner.samples)
+            samples.extend(memory_samples(watches))
+            meta["servers"] = server_health(servers + ([auth] if auth else []))
 
 
 def server_health(servers: list[RunningServer]) -> dict[str, dict[str, object]]:
@@ -404,64 +228,102 @@ def server_health(servers: list[RunningServer]) -> dict[str, dict[str, object]]:
     return health
 
 
-def benchmark(
-    args: argparse.Namespace,
-    settings: Settings,
-    workdir: Path,
-    samples: list[Measurement],
-    meta: dict[str, object],
+def describe(args: argparse.Namespace, loadgen: str) -> dict[str, object]:
+    """Settings and machine facts stored alongside the samples."""
+    return {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "argv": sys.argv,
+        "args": {key: str(value) for key, value in vars(args).items()},
+        "loadgen": loadgen,
+        "cpu_count": os.cpu_count(),
+        "loadavg_at_start": os.getloadavg(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "distribution_version": _version(["docker-registry", "--version"]),
+        "hey_version": _version(["dpkg-query", "-W", "-f", "${Version}", "hey"]),
+        "skopeo_version": _version(["skopeo", "--version"]),
+        "dockyard_commit": _version(["git", "-C", str(BENCH_DIR), "rev-parse", "HEAD"]),
+        # What runs is the working tree: list what differs from that commit.
+        "dockyard_uncommitted": _version(
+            ["git", "-C", str(BENCH_DIR.parent), "status", "--porcelain", "--", "src"]
+        ),
+    }
+
+
+def _version(argv: list[str]) -> str | None:
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
+def headline(args: argparse.Namespace, meta: dict[str, object]) -> str:
+    """What ran against what, and how busy the machine was."""
+    commit = str(meta.get("dockyard_commit") or "unknown")[:10]
+    if meta.get("dockyard_uncommitted"):
+        commit += " with uncommitted changes in src/"
+    started = meta.get("loadavg_at_start")
+    loadavg = "unknown"
+    if isinstance(started, tuple):
+        loadavg = ", ".join(f"{x:.1f}" for x in started)
+    generator = f"{meta['loadgen']} {meta.get('hey_version') or ''}".strip()
+    return (
+        f"Dockyard {commit} ({args.workers} workers) vs "
+        f"{meta['distribution_version']}; {args.runs} run(s); small-request load "
+        f"generator {generator}; load average at the start {loadavg} "
+        f"on {os.cpu_count()} cores."
+    )
+
+
+def report(
+    args: argparse.Namespace, samples: list[Measurement], meta: dict[str, object]
 ) -> None:
-    """Start the servers, run every phase, stop the servers."""
-    with ExitStack() as stack:
-        servers, failures = start_servers(args, workdir, stack)
-        auth = start_auth_server(args, workdir, stack, failures)
-        meta["startup_failures"] = failures
-        if not servers:
-            raise BenchError("no server started")
-        try:
-            run_transfers(servers, auth, args, settings, workdir, samples)
-            if not args.skip_memory:
-                run_memory(servers, args, settings, workdir, samples)
-        finally:
-            meta["servers"] = server_health(servers + ([auth] if auth else []))
-
-
-def report(samples: list[Measurement], meta: dict[str, object]) -> Path:
-    """Print the medians table and notes, and write the JSON results."""
-    print()
-    print(table(summarise(samples)))
-    notes = auth_cost_lines(samples) + load_notes(samples)
-    for line in notes + memory_verdicts(samples):
-        print(line)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = RESULTS_DIR / f"compare-{stamp}.json"
-    write_json(path, meta, samples)
-    print(f"results written to {path}")
-    return path
+    """Print the table and notes, write them to --output and the JSON results."""
+    rows = table_rows(sizes_of(args))
+    found = results(samples, rows)
+    text = "\n\n".join(
+        [
+            headline(args, meta),
+            markdown_table(found),
+            client_table(samples, rows),
+            "\n".join(f"- {line}" for line in notes(samples, found)),
+        ]
+    )
+    print("\n" + text)
+    if args.output is not None:
+        args.output.write_text(text + "\n")
+        print(f"report written to {args.output}")
+    path = RESULTS_DIR / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    write_json(path, meta, samples, found)
+    print(f"samples written to {path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    samples: list[Measurement] = []
-    status = 0
+    stop_on_sigterm()
     try:
         loadgen = choose_loadgen(args.loadgen)
     except BenchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    workdir = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
     settings = Settings(
-        concurrency=args.concurrency,
+        sizes=sizes_of(args),
         duration=args.duration,
         warmup=args.warmup,
         loadgen=loadgen,
-        quiet_threshold=args.quiet_threshold,
-        quiet_wait=args.quiet_wait,
+        cpu_requests=args.cpu_requests,
+        quiet=Quiet(args.quiet_threshold, args.quiet_wait),
+        workdir=workdir,
     )
     meta = describe(args, loadgen)
-    workdir = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
+    samples: list[Measurement] = []
+    status = 0
     try:
-        benchmark(args, settings, workdir, samples, meta)
+        benchmark(args, settings, samples, meta)
     except KeyboardInterrupt:
         print("\ninterrupted: servers stopped, reporting what was measured")
         meta["interrupted"] = True
@@ -472,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if samples:
-        report(samples, meta)
+        report(args, samples, meta)
     return status
 
 

@@ -7,7 +7,6 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 PROC = Path("/proc")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -93,51 +92,52 @@ def tree_memory(root: int) -> MemorySample:
     )
 
 
-@dataclass
-class MemoryPeak:
-    """The largest values seen by a sampler."""
+class MemoryWatch:
+    """Tracks the peak memory of a process tree on a thread, until stopped.
 
-    rss: int = 0
-    pss: int = 0
-    processes: int = 0
-    samples: int = 0
+    RSS is read every ``interval`` from the processes last seen in the tree;
+    the tree itself (workers may come and go) and the costlier PSS are read
+    every ``slow_interval``.
+    """
 
-    def add(self, sample: MemorySample) -> None:
-        self.rss = max(self.rss, sample.rss)
-        self.pss = max(self.pss, sample.pss)
-        self.processes = max(self.processes, sample.processes)
-        self.samples += 1
-
-
-class MemorySampler:
-    """Samples a process tree on a thread until the ``with`` block ends."""
-
-    def __init__(self, root: int, interval: float = 0.05) -> None:
+    def __init__(
+        self, root: int, interval: float = 0.1, slow_interval: float = 1.0
+    ) -> None:
         self.root = root
         self.interval = interval
-        self.peak = MemoryPeak()
+        self.slow_interval = slow_interval
+        self.idle = tree_memory(root)
+        self.peak_rss = self.idle.rss
+        self.peak_pss = self.idle.pss
+        self.peak_processes = self.idle.processes
+        self._pids = process_tree(root)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> MemorySampler:
-        self.peak.add(tree_memory(self.root))
+    def start(self) -> MemoryWatch:
         self._thread.start()
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        self.peak.add(tree_memory(self.root))
+        self._read_slow()
 
     def _run(self) -> None:
         deadline = time.monotonic() + MAX_SAMPLING_SECONDS
+        next_slow = time.monotonic()
         while not self._stop.wait(self.interval) and time.monotonic() < deadline:
-            self.peak.add(tree_memory(self.root))
+            if time.monotonic() >= next_slow:
+                self._read_slow()
+                next_slow = time.monotonic() + self.slow_interval
+            self.peak_rss = max(self.peak_rss, sum(_rss(pid) for pid in self._pids))
+
+    def _read_slow(self) -> None:
+        self._pids = process_tree(self.root)
+        sample = tree_memory(self.root)
+        self.peak_rss = max(self.peak_rss, sample.rss)
+        self.peak_pss = max(self.peak_pss, sample.pss)
+        self.peak_processes = max(self.peak_processes, sample.processes)
 
 
 @dataclass(frozen=True)

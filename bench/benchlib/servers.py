@@ -11,11 +11,15 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+
+import httpx
 
 from benchlib import BenchError
-from benchlib.registry import HOST, Credentials, RegistryClient
+from benchlib.registry import HOST, Credentials, RegistryClient, ping
 
 DISTRIBUTION_BINARY = Path("/usr/bin/docker-registry")
 DISTRIBUTION_PACKAGE = "docker-registry"
@@ -23,24 +27,35 @@ READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 LOG_TAIL = 2000
 AUTH_ADMIN = "admin"
+DOCKYARD = "Dockyard"
+DISTRIBUTION = "Distribution"
 DOCKYARD_AUTH = "Dockyard-auth"
 
+# Debian's stock /etc/docker/registry/config.yml, less its htpasswd auth (it
+# needs a password file), listening on loopback with fresh storage. Like
+# Dockyard's defaults, it logs every request.
 DISTRIBUTION_CONFIG = """\
 version: 0.1
 log:
-  level: warn
-  accesslog:
-    disabled: true
+  fields:
+    service: registry
 storage:
+  cache:
+    blobdescriptor: inmemory
   filesystem:
     rootdirectory: {root}
   delete:
     enabled: true
-  cache:
-    blobdescriptor: inmemory
 http:
   addr: {host}:{port}
   secret: dockyard-bench-only
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3
 """
 
 
@@ -71,10 +86,17 @@ class RunningServer:
         return self.process.pid
 
     @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def authorization(self) -> str | None:
+        """What this server's clients send: HTTP Basic when auth is on."""
+        return None if self.credentials is None else self.credentials.basic()
+
     def client(self) -> RegistryClient:
-        if self.credentials is None:
-            return RegistryClient(self.port)
-        return RegistryClient(self.port, authorization=self.credentials.basic())
+        """A new client (close it, or use it in a ``with`` block)."""
+        return RegistryClient(self.port, self.authorization)
 
     @property
     def ready_status(self) -> int:
@@ -98,8 +120,8 @@ class RunningServer:
                     f"before serving; log tail:\n{self.log_tail()}"
                 )
             try:
-                status = self.client.ping()
-            except OSError:
+                status = ping(self.port)
+            except httpx.HTTPError:
                 status = None
             if status == self.ready_status:
                 return
@@ -119,6 +141,28 @@ class RunningServer:
                 self.process.wait(timeout=STOP_TIMEOUT)
         # Workers may outlive their parent for a moment; the group is ours.
         _signal_group(self.pid, signal.SIGKILL)
+
+
+def managed(stack: ExitStack, server: RunningServer) -> RunningServer:
+    """``server``, stopped when ``stack`` closes, whatever happens next."""
+    stack.callback(server.stop)
+    return server
+
+
+def wait_all(servers: Sequence[RunningServer]) -> None:
+    """Wait until every server serves, saying where."""
+    for server in servers:
+        server.wait_ready()
+        print(f"{server.name} ready on port {server.port} (pid {server.pid})")
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so cleanup runs as after Ctrl-C."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _signal_group(pgid: int, signum: int) -> None:
@@ -151,17 +195,15 @@ def start_dockyard(
     python: str,
     workdir: Path,
     workers: int,
-    log_level: str,
     credentials: Credentials | None = None,
 ) -> RunningServer:
     """Start ``python -m dockyard serve`` on fresh storage under ``workdir``.
 
-    ``log_level`` (empty to leave Dockyard's default) should match
-    Distribution's ``warn`` so that neither pays for a line per request.
-    With ``credentials`` the server runs with authentication on, as
+    Default settings but the listening address and the worker count. With
+    ``credentials`` the server runs with authentication on, as
     "Dockyard-auth", and those credentials are its administrator's.
     """
-    name = "Dockyard" if credentials is None else DOCKYARD_AUTH
+    name = DOCKYARD if credentials is None else DOCKYARD_AUTH
     data_dir = workdir / f"{name.lower()}-data"
     data_dir.mkdir()
     port = free_port()
@@ -172,8 +214,6 @@ def start_dockyard(
         "--data-dir", str(data_dir),
         "--workers", str(workers),
     ]  # fmt: skip
-    if log_level:
-        argv += ["--log-level", log_level]
     env = None if credentials is None else _auth_environment(credentials)
     launched = _launch(name, argv, port, workdir, env)
     launched.credentials = credentials
@@ -202,7 +242,7 @@ def start_distribution(binary: Path, workdir: Path) -> RunningServer:
     config = workdir / "distribution.yml"
     config.write_text(DISTRIBUTION_CONFIG.format(root=root, host=HOST, port=port))
     argv = [str(binary), "serve", str(config)]
-    return _launch("Distribution", argv, port, workdir)
+    return _launch(DISTRIBUTION, argv, port, workdir)
 
 
 def ensure_distribution() -> Path:

@@ -13,6 +13,9 @@ from dockyard.storage.base import StorageDriver, UploadWriter
 # Bytes gathered before one write and hash step: large enough that the thread
 # hop for hashing costs nothing, small enough to keep memory flat.
 FLUSH_BYTES = 1024 * 1024
+# Below this, hashing on the event loop (microseconds) is cheaper than the
+# thread hop; small blobs and the tails of large ones stay inline.
+INLINE_HASH_BYTES = 64 * 1024
 
 
 class Hasher(Protocol):
@@ -29,12 +32,16 @@ async def copy_and_hash(
 ) -> int:
     """Write every chunk, feeding the hasher on the way; return the byte count.
 
-    Hashing runs in a worker thread (hashlib releases the GIL on large buffers)
+    Hashing a large buffer runs in a worker thread (hashlib releases the GIL)
     so the event loop keeps receiving while the previous buffer is hashed.
     """
     total = 0
     async for data in _coalesce(chunks):
-        if hasher is not None:
+        if hasher is None:
+            pass
+        elif len(data) < INLINE_HASH_BYTES:
+            hasher.update(data)
+        else:
             await to_thread.run_sync(hasher.update, data)
         await writer.write(data)
         total += len(data)

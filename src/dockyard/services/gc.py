@@ -27,7 +27,6 @@ next run settles them the same way before it starts.
 from __future__ import annotations
 
 import logging
-import os  # TEMP-EXPERIMENT
 import time
 from collections import defaultdict, deque
 from collections.abc import (
@@ -428,8 +427,6 @@ class GarbageCollector:
                 previous = anyio.Event()
                 step = partial(progress.step, len(batch))
                 group.start_soon(_follow_up, then, gone, step, previous)
-                if os.environ.get("GC_SERIAL"):  # TEMP-EXPERIMENT
-                    await previous.wait()  # TEMP-EXPERIMENT
         progress.finish()
 
     async def _write(self, change: Callable[[sa.Connection], T], size: BatchSize) -> T:

@@ -8,13 +8,17 @@ Starts one Dockyard on fresh storage, fills it through the HTTP API (small
 blobs, image manifests spread over ~100 repositories), deletes about half of
 the manifests, then times `dockyard gc --grace 0 --keep-untagged 0` while
 measuring 8 MiB blob push and pull throughput, idle and during the collection.
-See bench/README.md.
+The generator speaks HTTP/1.1 through the standard library's `http.client`, one
+keep-alive connection per thread: it makes tens of thousands of small requests,
+and httpx would spend several times the CPU on each, CPU that the server shares
+on a small machine. See bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -25,11 +29,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
+from urllib.parse import quote
 
 import httpx
 
@@ -40,6 +47,7 @@ GC_TIMEOUT = 3600.0
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 CONFIG = "application/vnd.oci.image.config.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar"
+PROGRESS = re.compile(r"gc: (\w+): \d+/\d+")
 SUMMARY = re.compile(
     r"deleted (\d+) manifests, (\d+) blob links and (\d+) blobs; freed .*"
 )
@@ -66,6 +74,17 @@ class Throughput:
     push: float | None
     pull: float | None
     transfers: int
+
+
+@dataclass(frozen=True)
+class GcRun:
+    """One timed `dockyard gc` and the traffic that ran beside it."""
+
+    seconds: float
+    summary: str
+    busy: Throughput
+    # Seconds per progress phase (plan, manifests, links, blobs), in order.
+    phases: dict[str, float]
 
 
 def digest_of(data: bytes) -> str:
@@ -124,7 +143,40 @@ def push_blob(client: httpx.Client, repository: str, data: bytes) -> str:
     return digest
 
 
-def push_image(client: httpx.Client, plan: Plan, index: int) -> tuple[str, str]:
+class Connection:
+    """One keep-alive HTTP/1.1 connection for the generator's small requests."""
+
+    def __init__(self, port: int) -> None:
+        self._http = http.client.HTTPConnection(HOST, port, timeout=60)
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._http.close()
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        expect: int = 201,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self._http.request(method, path, body=body, headers=headers or {})
+        answer = self._http.getresponse()
+        text = answer.read()
+        if answer.status != expect:
+            raise RuntimeError(f"{method} {path}: {answer.status} {text[:200]!r}")
+
+    def upload(self, repository: str, data: bytes) -> str:
+        digest = digest_of(data)
+        path = f"/v2/{repository}/blobs/uploads/?digest={quote(digest)}"
+        self.call("POST", path, data)
+        return digest
+
+
+def push_image(http: Connection, plan: Plan, index: int) -> tuple[str, str]:
     """Push manifest ``index`` with its own small blobs; return (repo, digest)."""
     repository = f"scale/repo{index % plan.repositories:03d}"
     config = json.dumps({"architecture": "amd64", "os": "linux", "n": index})
@@ -134,7 +186,7 @@ def push_image(client: httpx.Client, plan: Plan, index: int) -> tuple[str, str]:
         data = f"layer {index} {layer} ".encode() + os.urandom(64)
         layers.append({
             "mediaType": LAYER,
-            "digest": push_blob(client, repository, data),
+            "digest": http.upload(repository, data),
             "size": len(data),
         })  # fmt: skip
     document = {
@@ -142,28 +194,23 @@ def push_image(client: httpx.Client, plan: Plan, index: int) -> tuple[str, str]:
         "mediaType": MANIFEST,
         "config": {
             "mediaType": CONFIG,
-            "digest": push_blob(client, repository, config_bytes),
+            "digest": http.upload(repository, config_bytes),
             "size": len(config_bytes),
         },
         "layers": layers,
     }
     body = json.dumps(document).encode()
-    answer = client.put(
-        f"/v2/{repository}/manifests/t{index}",
-        content=body,
-        headers={"Content-Type": MANIFEST},
-    )
-    if answer.status_code != 201:
-        raise RuntimeError(f"manifest push {answer.status_code}: {answer.text[:200]}")
+    path = f"/v2/{repository}/manifests/t{index}"
+    http.call("PUT", path, body, headers={"Content-Type": MANIFEST})
     return repository, digest_of(body)
 
 
-def run_chunk(base_url: str, plan: Plan, indexes: range) -> list[tuple[str, str]]:
-    with httpx.Client(base_url=base_url, timeout=60) as client:
-        return [push_image(client, plan, index) for index in indexes]
+def run_chunk(port: int, plan: Plan, indexes: range) -> list[tuple[str, str]]:
+    with Connection(port) as http:
+        return [push_image(http, plan, index) for index in indexes]
 
 
-def generate(base_url: str, plan: Plan) -> list[tuple[str, str]]:
+def generate(port: int, plan: Plan) -> list[tuple[str, str]]:
     chunk = max(1, plan.manifests // (plan.threads * 8))
     ranges = [
         range(start, min(start + chunk, plan.manifests))
@@ -171,30 +218,26 @@ def generate(base_url: str, plan: Plan) -> list[tuple[str, str]]:
     ]
     pushed: list[tuple[str, str]] = []
     with ThreadPoolExecutor(max_workers=plan.threads) as pool:
-        for done in pool.map(lambda r: run_chunk(base_url, plan, r), ranges):
+        for done in pool.map(lambda r: run_chunk(port, plan, r), ranges):
             pushed += done
             if len(pushed) % max(1, plan.manifests // 10) < chunk:
                 print(f"  pushed {len(pushed)}/{plan.manifests}", flush=True)
     return pushed
 
 
-def delete_chunk(base_url: str, images: list[tuple[str, str]]) -> int:
-    deleted = 0
-    with httpx.Client(base_url=base_url, timeout=60) as client:
+def delete_chunk(port: int, images: list[tuple[str, str]]) -> int:
+    with Connection(port) as http:
         for repository, digest in images:
-            answer = client.delete(f"/v2/{repository}/manifests/{digest}")
-            if answer.status_code != 202:
-                raise RuntimeError(f"delete {answer.status_code}: {answer.text[:200]}")
-            deleted += 1
-    return deleted
+            http.call("DELETE", f"/v2/{repository}/manifests/{digest}", expect=202)
+    return len(images)
 
 
-def delete_half(base_url: str, images: list[tuple[str, str]], threads: int) -> int:
+def delete_half(port: int, images: list[tuple[str, str]], threads: int) -> int:
     victims = images[::2]
     step = max(1, len(victims) // (threads * 4))
     chunks = [victims[i : i + step] for i in range(0, len(victims), step)]
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        return sum(pool.map(lambda c: delete_chunk(base_url, c), chunks))
+        return sum(pool.map(lambda c: delete_chunk(port, c), chunks))
 
 
 def transfer(client: httpx.Client, data: bytes) -> tuple[float, float]:
@@ -228,9 +271,19 @@ def measure_idle(base_url: str, count: int, size: int) -> Throughput:
         return summarise([transfer(client, os.urandom(size)) for _ in range(count)])
 
 
+def watch_progress(stream: IO[str], sink: IO[str], ends: dict[str, float]) -> None:
+    """Copy gc's stderr to ``sink``, noting when each phase last reported."""
+    started = time.perf_counter()
+    for line in stream:
+        sink.write(line)
+        match = PROGRESS.match(line)
+        if match:
+            ends[match.group(1)] = time.perf_counter() - started
+
+
 def run_gc_with_traffic(
     data_dir: Path, base_url: str, size: int, max_transfers: int, workdir: Path
-) -> tuple[float, str, Throughput]:
+) -> GcRun:
     """Run gc; push and pull blobs while it runs (at most ``max_transfers``)."""
     argv = [
         sys.executable, "-m", "dockyard", "gc",
@@ -238,9 +291,13 @@ def run_gc_with_traffic(
     ]  # fmt: skip
     out_path, err_path = workdir / "gc.out", workdir / "gc.err"
     rates: list[tuple[float, float]] = []
-    with out_path.open("wb") as out, err_path.open("wb") as err:
+    ends: dict[str, float] = {}
+    with out_path.open("wb") as out, err_path.open("w") as err:
         started = time.perf_counter()
-        gc = subprocess.Popen(argv, stdout=out, stderr=err)
+        gc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, text=True)
+        assert gc.stderr is not None
+        watcher = threading.Thread(target=watch_progress, args=(gc.stderr, err, ends))
+        watcher.start()
         with httpx.Client(base_url=base_url, timeout=120) as client:
             for _ in range(max_transfers):
                 if gc.poll() is not None:
@@ -255,12 +312,22 @@ def run_gc_with_traffic(
                     rates.append(rate)
         code = gc.wait(timeout=GC_TIMEOUT)
         elapsed = time.perf_counter() - started
+        watcher.join(timeout=10)
     stdout = out_path.read_text(errors="replace")
     if code != 0:
         stderr = err_path.read_text(errors="replace")
         raise RuntimeError(f"gc exited {code}: {stderr[-2000:]}")
     lines = stdout.strip().splitlines()
-    return elapsed, lines[-1] if lines else "", summarise(rates)
+    summary = lines[-1] if lines else ""
+    return GcRun(elapsed, summary, summarise(rates), phase_seconds(ends))
+
+
+def phase_seconds(ends: dict[str, float]) -> dict[str, float]:
+    """How long each phase took, from when the previous one last reported."""
+    seconds, previous = {}, 0.0
+    for phase, end in ends.items():
+        seconds[phase], previous = end - previous, end
+    return seconds
 
 
 def cell(value: float | None) -> str:
@@ -271,24 +338,25 @@ def report(
     plan: Plan,
     generation: float,
     deleted: int,
-    gc_seconds: float,
-    gc_summary: str,
+    gc: GcRun,
     idle: Throughput,
-    busy: Throughput,
 ) -> str:
-    match = SUMMARY.search(gc_summary)
-    removed = (
-        f"{match.group(1)} manifests, {match.group(2)} links, {match.group(3)} blobs"
-        if match
-        else f"unparsed: {gc_summary!r}"
-    )
+    match = SUMMARY.search(gc.summary)
+    if match:
+        counts = [int(group) for group in match.groups()]
+        removed = "{} manifests, {} links, {} blobs".format(*counts)
+        removed += f" ({sum(counts) / gc.seconds:.0f} items/s)"
+    else:
+        removed = f"unparsed: {gc.summary!r}"
+    phases = ", ".join(f"{name} {took:.1f} s" for name, took in gc.phases.items())
     rate = plan.manifests / generation
+    busy = gc.busy
     rows = [
         ("registry", f"{plan.manifests} manifests, {plan.blobs} blobs, "
          f"{plan.repositories} repos"),
         ("generation time", f"{generation:.1f} s ({rate:.0f} manifests/s)"),
         ("manifests deleted by digest", str(deleted)),
-        ("gc time", f"{gc_seconds:.1f} s"),
+        ("gc time", f"{gc.seconds:.1f} s ({phases})"),
         ("gc removed", removed),
         ("push MiB/s idle / during gc", f"{cell(idle.push)} / {cell(busy.push)}"),
         ("pull MiB/s idle / during gc", f"{cell(idle.pull)} / {cell(busy.pull)}"),
@@ -322,18 +390,18 @@ def main() -> int:
     try:
         print(f"generating {plan.manifests} manifests / {plan.blobs} blobs ...")
         started = time.perf_counter()
-        images = generate(base_url, plan)
+        images = generate(port, plan)
         generation = time.perf_counter() - started
-        deleted = delete_half(base_url, images, plan.threads)
+        deleted = delete_half(port, images, plan.threads)
         print(f"generated in {generation:.1f} s; deleted {deleted} manifests")
 
         idle = measure_idle(base_url, args.transfers, size)
         print(f"idle: push {cell(idle.push)} MiB/s, pull {cell(idle.pull)} MiB/s")
-        gc_seconds, gc_summary, busy = run_gc_with_traffic(
+        gc = run_gc_with_traffic(
             data_dir, base_url, size, args.max_gc_transfers, workdir
         )
         print()
-        print(report(plan, generation, deleted, gc_seconds, gc_summary, idle, busy))
+        print(report(plan, generation, deleted, gc, idle))
     finally:
         stop_server(server)
         shutil.rmtree(workdir, ignore_errors=True)

@@ -39,6 +39,9 @@ repository_blobs = sa.Table(
     ),
     sa.Column("digest", DigestText, sa.ForeignKey("blobs.digest"), primary_key=True),
     sa.Column("created_at", sa.Float, nullable=False),
+    # Blob deletions check the foreign key, and the collector looks up links,
+    # by digest alone.
+    sa.Index("ix_repository_blobs_digest", "digest"),
 )
 
 manifests = sa.Table(

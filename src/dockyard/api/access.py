@@ -24,8 +24,14 @@ from dockyard.oci.errcodes import RegistryError
 UNRESTRICTED = Caller(ANONYMOUS)
 
 
+# Where the caller of a request is kept once identified: in the ASGI scope
+# itself, which costs less per request than Starlette's `request.state`.
+CALLER_KEY = "dockyard.caller"
+
+
 def remote_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    client = request.scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def token_realm(request: Request) -> str:
@@ -53,7 +59,7 @@ async def identify(request: Request) -> Caller:
     control = services(request).access
     if control is None:
         return UNRESTRICTED
-    cached: Caller | None = getattr(request.state, "caller", None)
+    cached: Caller | None = request.scope.get(CALLER_KEY)
     if cached is not None:
         return cached
     try:
@@ -84,7 +90,7 @@ async def identify(request: Request) -> Caller:
                 request, error="invalid_token" if exc.bad_token else None
             ),
         ) from exc
-    request.state.caller = caller
+    request.scope[CALLER_KEY] = caller
     return caller
 
 

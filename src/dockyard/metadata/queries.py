@@ -166,11 +166,7 @@ def link_blob(
     now = time.time()
     found = ensure_repository(conn, repository)
     quotas.check_room(conn, repository, digest, size)
-    conn.execute(
-        _insert(conn, blobs)
-        .values(digest=digest, size=size, created_at=now)
-        .on_conflict_do_nothing(index_elements=["digest"])
-    )
+    _ensure_blob(conn, digest, size, now)
     conn.execute(
         _insert(conn, repository_blobs)
         .values(repository_id=found, digest=digest, created_at=now)
@@ -178,6 +174,28 @@ def link_blob(
     )
     if finished_upload is not None:
         delete_upload(conn, finished_upload)
+
+
+def _ensure_blob(conn: sa.Connection, digest: str, size: int, now: float) -> None:
+    """The blob row exists, and (PostgreSQL) stays until this transaction ends.
+
+    An insert that finds the row does not lock it, so the collector could
+    delete it before this transaction's link is written, and the link would
+    then fail its foreign key. FOR SHARE holds the row (the collector skips
+    rows it cannot lock); if the collector deleted it first, insert it again.
+    SQLite runs one writer at a time, so there the insert is enough.
+    """
+    insert = (
+        _insert(conn, blobs)
+        .values(digest=digest, size=size, created_at=now)
+        .on_conflict_do_nothing(index_elements=["digest"])
+    )
+    conn.execute(insert)
+    if conn.dialect.name != "postgresql":
+        return
+    held = sa.select(blobs.c.digest).where(blobs.c.digest == digest)
+    if conn.execute(held.with_for_update(read=True)).first() is None:
+        conn.execute(insert)
 
 
 def mount_blob(conn: sa.Connection, repository: str, source: str, digest: str) -> bool:

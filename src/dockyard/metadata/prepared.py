@@ -8,10 +8,13 @@ so they are written as ordinary Core statements, compiled once per dialect
 into the driver's SQL text, and executed with the driver's own cursor. Their
 results are plain tuples.
 
-Only single-statement reads belong here: they run in whatever transaction the
-connection has (none for SQLite's inline reader, autocommit for PostgreSQL's),
-and bypass SQLAlchemy's event hooks. psycopg prepares a statement on the
-server once it has run a few times, so PostgreSQL skips re-planning as well.
+Only single statements belong here: they run in whatever transaction the
+connection has (none for SQLite's inline reader, autocommit for PostgreSQL's,
+the writer's own for the inserts and updates of a push), and bypass
+SQLAlchemy's event hooks. A statement whose form differs by dialect (an
+insert with ON CONFLICT) is given as a function of the dialect's name.
+psycopg prepares a statement on the server once it has run a few times, so
+PostgreSQL skips re-planning as well.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ import sqlalchemy as sa
 T = TypeVar("T")
 
 
+Statement = sa.Select[Any] | sa.CompoundSelect[Any] | sa.Insert | sa.Update | sa.Delete
+
+
 class _Compiled(NamedTuple):
     sql: str
     # Parameter names in positional order, for drivers that bind by position.
@@ -34,14 +40,17 @@ class _Compiled(NamedTuple):
 class Prepared:
     """One statement, its compiled text per dialect, and how to bind it."""
 
-    def __init__(self, statement: sa.Select[Any] | sa.CompoundSelect[Any]) -> None:
+    def __init__(self, statement: Statement | Callable[[str], Statement]) -> None:
         self.statement = statement
         self._compiled: dict[str, _Compiled] = {}
 
     def _for(self, dialect: sa.Dialect) -> _Compiled:
         found = self._compiled.get(dialect.name)
         if found is None:
-            compiled = self.statement.compile(dialect=dialect)
+            statement = self.statement
+            if callable(statement):
+                statement = statement(dialect.name)
+            compiled = statement.compile(dialect=dialect)
             order = compiled.positiontup
             found = _Compiled(
                 str(compiled),
@@ -79,6 +88,11 @@ class Prepared:
             conn, params, lambda cursor: cursor.fetchone()
         )
         return row
+
+    def execute(self, conn: sa.Connection, **params: Any) -> int:
+        """Run an insert, update or delete; the number of rows it touched."""
+        count: int = self._run(conn, params, lambda cursor: cursor.rowcount)
+        return count
 
     def column(self, conn: sa.Connection, **params: Any) -> list[Any]:
         """The first column of every row."""

@@ -37,9 +37,13 @@ from dockyard.oci.errcodes import RegistryError
 from dockyard.oci.manifest import ParsedManifest
 
 
-def _insert(conn: sa.Connection, table: sa.Table) -> Any:
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+def _dialect_insert(dialect: str, table: sa.Table) -> Any:
+    module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(table)
+
+
+def _insert(conn: sa.Connection, table: sa.Table) -> Any:
+    return _dialect_insert(conn.dialect.name, table)
 
 
 # -- repositories ------------------------------------------------------------
@@ -167,13 +171,38 @@ def link_blob(
     found = ensure_repository(conn, repository)
     quotas.check_room(conn, repository, digest, size)
     _ensure_blob(conn, digest, size, now)
-    conn.execute(
-        _insert(conn, repository_blobs)
-        .values(repository_id=found, digest=digest, created_at=now)
-        .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
-    )
+    _INSERT_LINK.execute(conn, repository_id=found, digest=digest, now=now)
     if finished_upload is not None:
         delete_upload(conn, finished_upload)
+
+
+_INSERT_BLOB = Prepared(
+    lambda dialect: (
+        _dialect_insert(dialect, blobs)
+        .values(
+            digest=sa.bindparam("digest"),
+            size=sa.bindparam("size"),
+            created_at=sa.bindparam("now"),
+        )
+        .on_conflict_do_nothing(index_elements=["digest"])
+    )
+)
+_HOLD_BLOB = Prepared(
+    sa.select(blobs.c.digest)
+    .where(blobs.c.digest == sa.bindparam("digest"))
+    .with_for_update(read=True)
+)
+_INSERT_LINK = Prepared(
+    lambda dialect: (
+        _dialect_insert(dialect, repository_blobs)
+        .values(
+            repository_id=sa.bindparam("repository_id"),
+            digest=sa.bindparam("digest"),
+            created_at=sa.bindparam("now"),
+        )
+        .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+    )
+)
 
 
 def _ensure_blob(conn: sa.Connection, digest: str, size: int, now: float) -> None:
@@ -185,17 +214,11 @@ def _ensure_blob(conn: sa.Connection, digest: str, size: int, now: float) -> Non
     rows it cannot lock); if the collector deleted it first, insert it again.
     SQLite runs one writer at a time, so there the insert is enough.
     """
-    insert = (
-        _insert(conn, blobs)
-        .values(digest=digest, size=size, created_at=now)
-        .on_conflict_do_nothing(index_elements=["digest"])
-    )
-    conn.execute(insert)
+    _INSERT_BLOB.execute(conn, digest=digest, size=size, now=now)
     if conn.dialect.name != "postgresql":
         return
-    held = sa.select(blobs.c.digest).where(blobs.c.digest == digest)
-    if conn.execute(held.with_for_update(read=True)).first() is None:
-        conn.execute(insert)
+    if _HOLD_BLOB.first(conn, digest=digest) is None:
+        _INSERT_BLOB.execute(conn, digest=digest, size=size, now=now)
 
 
 def mount_blob(conn: sa.Connection, repository: str, source: str, digest: str) -> bool:
@@ -489,19 +512,27 @@ def list_referrers(
 # -- upload sessions ---------------------------------------------------------
 
 
+_INSERT_UPLOAD = Prepared(
+    sa.insert(uploads).values(
+        id=sa.bindparam("id"),
+        repository_id=sa.bindparam("repository_id"),
+        algorithm=sa.bindparam("algorithm"),
+        size=0,
+        created_at=sa.bindparam("now"),
+        updated_at=sa.bindparam("now"),
+    )
+)
+
+
 def create_upload(
     conn: sa.Connection, repository: str, upload_id: str, algorithm: str
 ) -> None:
-    now = time.time()
-    conn.execute(
-        sa.insert(uploads).values(
-            id=upload_id,
-            repository_id=ensure_repository(conn, repository),
-            algorithm=algorithm,
-            size=0,
-            created_at=now,
-            updated_at=now,
-        )
+    _INSERT_UPLOAD.execute(
+        conn,
+        id=upload_id,
+        repository_id=ensure_repository(conn, repository),
+        algorithm=algorithm,
+        now=time.time(),
     )
 
 
@@ -539,6 +570,10 @@ def advance_upload(
     return bool(result.rowcount)
 
 
+_DELETE_UPLOAD = Prepared(
+    sa.delete(uploads).where(uploads.c.id == sa.bindparam("upload_id"))
+)
+
+
 def delete_upload(conn: sa.Connection, upload_id: str) -> bool:
-    result = conn.execute(sa.delete(uploads).where(uploads.c.id == upload_id))
-    return bool(result.rowcount)
+    return bool(_DELETE_UPLOAD.execute(conn, upload_id=upload_id))

@@ -60,6 +60,16 @@ async def managed(request: Request, identity: Identity, name: str) -> NamespaceR
     return found
 
 
+async def rules_maintained(
+    request: Request, identity: Identity, name: str, rules: str
+) -> None:
+    """Refuse unless this caller may manage the namespace's `rules` (maintainers,
+    owners, administrators)."""
+    await visible(request, identity, name)
+    if not await control(request).policy.may_manage_rules(identity, name):
+        raise denied(f"only maintainers and owners of {name!r} manage its {rules}")
+
+
 async def list_namespaces(request: Request) -> Response:
     identity = await caller(request)
     if identity.is_admin:

@@ -18,15 +18,13 @@ from dockyard.api.common import services
 from dockyard.api.management.common import (
     Body,
     caller,
-    control,
     no_content,
     read,
     reply,
     write,
 )
-from dockyard.api.management.errors import denied, invalid
-from dockyard.api.management.namespaces import visible
-from dockyard.auth.identity import Identity
+from dockyard.api.management.errors import invalid
+from dockyard.api.management.namespaces import rules_maintained, visible
 from dockyard.metadata import retention
 from dockyard.metadata.retention import InvalidRule, RetentionRule
 from dockyard.services.retention import Decision, RetentionReport, RunOptions
@@ -89,12 +87,6 @@ def _rule(namespace: str, body: Body) -> RetentionRule:
         raise invalid(str(exc)) from exc
 
 
-async def _maintained(request: Request, identity: Identity, name: str) -> None:
-    await visible(request, identity, name)
-    if not await control(request).policy.may_manage_rules(identity, name):
-        raise denied(f"only maintainers and owners of {name!r} manage its retention")
-
-
 async def list_rules(request: Request) -> Response:
     identity = await caller(request)
     name = request.path_params["name"]
@@ -106,7 +98,7 @@ async def list_rules(request: Request) -> Response:
 async def set_rule(request: Request) -> Response:
     identity = await caller(request)
     name = request.path_params["name"]
-    await _maintained(request, identity, name)
+    await rules_maintained(request, identity, name, "retention")
     rule = _rule(name, await Body.read(request, RULE_FIELDS))
     await write(request, retention.set_rule, rule=rule)
     document = rule_document(rule)
@@ -117,7 +109,7 @@ async def set_rule(request: Request) -> Response:
 async def remove_rule(request: Request) -> Response:
     identity = await caller(request)
     name = request.path_params["name"]
-    await _maintained(request, identity, name)
+    await rules_maintained(request, identity, name, "retention")
     pattern = request.query_params.get("repository_pattern", "*")
     await write(
         request, retention.remove_rule, namespace=name, repository_pattern=pattern
@@ -129,7 +121,7 @@ async def remove_rule(request: Request) -> Response:
 async def run(request: Request) -> Response:
     identity = await caller(request)
     name = request.path_params["name"]
-    await _maintained(request, identity, name)
+    await rules_maintained(request, identity, name, "retention")
     dry_run = (await Body.read(request, ("dry_run",))).flag("dry_run")
     decisions: list[Decision] = []
     report = await services(request).retention.run(

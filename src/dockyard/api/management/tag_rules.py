@@ -14,15 +14,13 @@ from dockyard.api.access import audit
 from dockyard.api.management.common import (
     Body,
     caller,
-    control,
     no_content,
     read,
     reply,
     write,
 )
-from dockyard.api.management.errors import denied, invalid
-from dockyard.api.management.namespaces import visible
-from dockyard.auth.identity import Identity
+from dockyard.api.management.errors import invalid
+from dockyard.api.management.namespaces import rules_maintained, visible
 from dockyard.metadata import tag_rules
 from dockyard.metadata.tag_rules import TagRule
 
@@ -42,12 +40,6 @@ def _pattern(value: str, field: str) -> str:
     return value
 
 
-async def _maintained(request: Request, identity: Identity, name: str) -> None:
-    await visible(request, identity, name)
-    if not await control(request).policy.may_manage_rules(identity, name):
-        raise denied(f"only maintainers and owners of {name!r} manage its tag rules")
-
-
 async def list_rules(request: Request) -> Response:
     identity = await caller(request)
     name = request.path_params["name"]
@@ -59,7 +51,7 @@ async def list_rules(request: Request) -> Response:
 async def add_rule(request: Request) -> Response:
     identity = await caller(request)
     name = request.path_params["name"]
-    await _maintained(request, identity, name)
+    await rules_maintained(request, identity, name, "tag rules")
     body = await Body.read(request, ("tag_pattern", "repository_pattern"))
     rule = TagRule(
         name,
@@ -81,7 +73,7 @@ async def add_rule(request: Request) -> Response:
 async def remove_rule(request: Request) -> Response:
     identity = await caller(request)
     name = request.path_params["name"]
-    await _maintained(request, identity, name)
+    await rules_maintained(request, identity, name, "tag rules")
     tag_pattern = _pattern(request.query_params.get("tag_pattern", ""), "tag_pattern")
     repository_pattern = _pattern(
         request.query_params.get("repository_pattern", "*"), "repository_pattern"

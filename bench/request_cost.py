@@ -29,7 +29,7 @@ from typing import Any
 from dockyard import logging as dockyard_logging
 from dockyard.app import create_app
 from dockyard.metadata import migrate
-from dockyard.settings import Settings
+from dockyard.settings import Settings, validate
 
 REPOSITORY = "bench/app"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -139,12 +139,13 @@ async def _measure(
     root.mkdir(parents=True)
     url = f"sqlite:///{root / 'metadata.db'}"
     migrate.upgrade(url)
-    settings = Settings.model_validate(
+    settings = validate(
+        Settings,
         {
             "storage": {"root": str(root / "blobs")},
             "database": {"url": url},
             "registry": {"maintenance_interval": 3600},
-        }
+        },
     )
     dockyard_logging.configure("info", "text")
     # The access log is formatted and written as in production, to nowhere.

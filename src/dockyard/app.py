@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -18,7 +17,7 @@ from dockyard.api.middleware import RegistryMiddleware
 from dockyard.api.routes import ROUTES
 from dockyard.server import SETTINGS_ENV
 from dockyard.services.container import build_services
-from dockyard.settings import Settings, load_settings
+from dockyard.settings import Settings, from_environment, load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +56,6 @@ def create_app(settings: Settings) -> Starlette:
 def create_app_from_environment() -> Starlette:
     """The factory ASGI servers call: `uvicorn --factory dockyard.app:...`."""
     serialized = os.environ.get(SETTINGS_ENV)
-    if serialized:
-        settings = Settings.model_validate(json.loads(serialized))
-    else:
-        settings = load_settings()
+    settings = from_environment(serialized) if serialized else load_settings()
     dockyard_logging.configure(settings.log.level, settings.log.format)
     return create_app(settings)

@@ -129,8 +129,18 @@ def auth_server(
 
 
 def dockyard(data_dir: Path, *args: str) -> str:
-    """Run `python -m dockyard ARGS --data-dir DATA` and return its stdout."""
-    command = [sys.executable, "-m", "dockyard", *args, "--data-dir", str(data_dir)]
+    """Run `python -m dockyard ARGS --data-dir DATA` and return its stdout.
+
+    Arguments after a "--" stay after it: key ids may start with a dash.
+    """
+    options, rest = args, ()
+    if "--" in args:
+        split = args.index("--")
+        options, rest = args[:split], args[split:]
+    command = [
+        *(sys.executable, "-m", "dockyard", *options),
+        *("--data-dir", str(data_dir), *rest),
+    ]
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False
     )

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dockyard.settings import ConfigError, load_settings
+from dockyard.settings import ConfigError, as_plain, load_settings
 
 
 def register(commands: Any) -> None:
@@ -33,6 +33,6 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
         return 1
     if args.show:
-        print(json.dumps(json.loads(settings.model_dump_json()), indent=2))
+        print(json.dumps(as_plain(settings), indent=2))
     print(f"{args.file or 'configuration'}: ok")
     return 0

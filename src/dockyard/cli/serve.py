@@ -11,6 +11,7 @@ from typing import Any
 from dockyard import logging as dockyard_logging
 from dockyard.cli.options import add_config_option, settings_from
 from dockyard.server import SETTINGS_ENV
+from dockyard.settings import to_environment
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     )
     # Replace this process (same pid, so signals and supervisors still reach it)
     # with a small launcher that holds none of what the migration loaded.
-    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    os.environ[SETTINGS_ENV] = to_environment(settings)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-m", "dockyard.server"])

@@ -5,17 +5,15 @@ from __future__ import annotations
 import time
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from dockyard.metadata.tables import job_leases, uploads
+from dockyard.metadata.tables import dialect_insert, job_leases, uploads
 
 
 def acquire_lease(conn: sa.Connection, name: str, holder: str, seconds: float) -> bool:
     """Take (or renew) the lease on a job; False while another holder has it."""
     now = time.time()
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
     conn.execute(
-        module.insert(job_leases)
+        dialect_insert(conn.dialect.name, job_leases)
         .values(name=name, holder=holder, expires_at=0.0)
         .on_conflict_do_nothing(index_elements=["name"])
     )

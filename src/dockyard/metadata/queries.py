@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from dockyard.metadata import quotas, tag_rules
 from dockyard.metadata.prepared import Prepared
@@ -25,6 +24,7 @@ from dockyard.metadata.records import (
 )
 from dockyard.metadata.tables import (
     blobs,
+    dialect_insert,
     manifest_references,
     manifests,
     repositories,
@@ -37,13 +37,8 @@ from dockyard.oci.errcodes import RegistryError
 from dockyard.oci.manifest import ParsedManifest
 
 
-def _dialect_insert(dialect: str, table: sa.Table) -> Any:
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table)
-
-
 def _insert(conn: sa.Connection, table: sa.Table) -> Any:
-    return _dialect_insert(conn.dialect.name, table)
+    return dialect_insert(conn.dialect.name, table)
 
 
 # -- repositories ------------------------------------------------------------
@@ -178,7 +173,7 @@ def link_blob(
 
 _INSERT_BLOB = Prepared(
     lambda dialect: (
-        _dialect_insert(dialect, blobs)
+        dialect_insert(dialect, blobs)
         .values(
             digest=sa.bindparam("digest"),
             size=sa.bindparam("size"),
@@ -194,7 +189,7 @@ _HOLD_BLOB = Prepared(
 )
 _INSERT_LINK = Prepared(
     lambda dialect: (
-        _dialect_insert(dialect, repository_blobs)
+        dialect_insert(dialect, repository_blobs)
         .values(
             repository_id=sa.bindparam("repository_id"),
             digest=sa.bindparam("digest"),

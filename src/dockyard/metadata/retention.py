@@ -17,12 +17,12 @@ from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from dockyard.metadata import gc_queries, tag_rules
 from dockyard.metadata.accounts import NotFound
 from dockyard.metadata.gc_queries import RepositoryGraph
 from dockyard.metadata.tables import (
+    dialect_insert,
     manifest_pulls,
     manifests,
     namespaces,
@@ -337,8 +337,7 @@ def record_pulls(conn: sa.Connection, pulls: Sequence[Pull]) -> int:
 
 @cache
 def _upsert_pulls(dialect: str) -> Any:
-    module = postgresql if dialect == "postgresql" else sqlite
-    insert = module.insert(manifest_pulls)
+    insert = dialect_insert(dialect, manifest_pulls)
     stored, given = manifest_pulls.c, insert.excluded
     return insert.on_conflict_do_update(
         index_elements=["repository_id", "digest"],

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
@@ -259,3 +262,13 @@ manifest_pulls = sa.Table(
     sa.Column("pulled_at", sa.Float, nullable=False),
     sa.Column("pinned_at", sa.Float),
 )
+
+
+def dialect_insert(dialect: str, table: sa.Table) -> Any:
+    """An INSERT with the dialect's ON CONFLICT clauses (SQLite or PostgreSQL).
+
+    The dialect's module is imported on first use: a SQLite registry never loads
+    PostgreSQL's (about 2 MiB per process).
+    """
+    name = "postgresql" if dialect == "postgresql" else "sqlite"
+    return importlib.import_module(f"sqlalchemy.dialects.{name}").insert(table)

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 
 from dockyard.auth.identity import Grant, Identity
 from dockyard.auth.oidc import OidcFederation, OidcUnavailable
-from dockyard.settings import OidcIssuer
+from dockyard.settings import OidcIssuer, validate
 from tests.support.oidc_issuer import OidcTestIssuer, b64url, new_ec_key, new_rsa_key
 
 pytestmark = pytest.mark.anyio
@@ -44,13 +44,14 @@ def issuer() -> Iterator[OidcTestIssuer]:
 def settings(
     issuer: OidcTestIssuer, *rules: dict[str, Any], jwks_url: str | None = None
 ) -> OidcIssuer:
-    return OidcIssuer.model_validate(
+    return validate(
+        OidcIssuer,
         {
             "issuer": issuer.issuer,
             "jwks_url": jwks_url or issuer.jwks_url,
             "audience": issuer.audience,
             "rules": list(rules) or [API_PUSH],
-        }
+        },
     )
 
 

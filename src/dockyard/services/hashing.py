@@ -12,7 +12,7 @@ from anyio import to_thread
 from dockyard.storage.base import StorageDriver, UploadWriter
 
 # Bytes gathered before one write and hash step: large enough that the thread
-# hops cost nothing, small enough to keep memory flat.
+# hop for hashing costs nothing, small enough to keep memory flat.
 FLUSH_BYTES = 1024 * 1024
 # Below this, hashing on the event loop (microseconds) is cheaper than the
 # thread hop; small blobs and the tails of large ones stay inline.
@@ -33,40 +33,31 @@ async def copy_and_hash(
 ) -> int:
     """Write every chunk, feeding the hasher on the way; return the byte count.
 
-    A pipeline of two stages: while the event loop receives the next buffer, the
-    previous one is hashed in a worker thread (hashlib releases the GIL) and
-    written at the same time. A buffer's stage starts only after the previous
-    buffer's has finished, so the digest and the file see the bytes in order.
+    A large buffer is hashed in a worker thread (hashlib releases the GIL)
+    while the event loop writes it and receives the next one. A buffer's
+    hashing starts only after the previous one's has finished, so the digest
+    sees the bytes in order.
     """
     total = 0
-    stored: asyncio.Task[None] | None = None
+    hashing: asyncio.Task[None] | None = None
     try:
         async for data in _coalesce(chunks):
-            if stored is not None:
-                await stored
-                stored = None
-            if len(data) < INLINE_HASH_BYTES:
-                if hasher is not None:
-                    hasher.update(data)
-                await writer.write(data)
+            if hashing is not None:
+                await hashing
+                hashing = None
+            if hasher is None:
+                pass
+            elif len(data) < INLINE_HASH_BYTES:
+                hasher.update(data)
             else:
-                stored = asyncio.ensure_future(_hash_and_write(data, writer, hasher))
+                update = to_thread.run_sync(hasher.update, data)
+                hashing = asyncio.ensure_future(update)
+            await writer.write(data)
             total += len(data)
     finally:
-        # Never leave a write running: the caller closes the writer next.
-        if stored is not None:
-            await stored
+        if hashing is not None:
+            await hashing
     return total
-
-
-async def _hash_and_write(
-    data: bytes, writer: UploadWriter, hasher: Hasher | None
-) -> None:
-    if hasher is None:
-        await writer.write(data)
-    else:
-        hashing = to_thread.run_sync(hasher.update, data)
-        await asyncio.gather(hashing, writer.write(data))
 
 
 async def _coalesce(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:

@@ -30,8 +30,6 @@ from dockyard.storage.base import (
 from dockyard.storage.registry import register
 
 READ_CHUNK = 1024 * 1024
-# Smaller writes go straight to the page cache from the event loop.
-INLINE_WRITE_BYTES = 64 * 1024
 # How long a request waits for another one writing to the same upload.
 LOCK_TIMEOUT = 60.0
 LOCK_POLL = 0.01
@@ -42,21 +40,13 @@ class _FileWriter(UploadWriter):
         self._fd = fd
 
     async def write(self, data: bytes) -> None:
-        # A large write may wait on the kernel's dirty-page throttling: in a
-        # thread, so the event loop keeps receiving meanwhile.
+        view = memoryview(data)
         try:
-            if len(data) < INLINE_WRITE_BYTES:
-                self._write_all(data)
-            else:
-                await to_thread.run_sync(self._write_all, data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
         except OSError as exc:
             raise StorageError(f"failed to write upload: {exc.strerror}") from exc
-
-    def _write_all(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
 
     async def close(self) -> None:
         # No fsync here: `commit` makes the finished blob durable, and the

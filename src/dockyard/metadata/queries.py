@@ -532,7 +532,12 @@ def create_upload(
 
 
 _UPLOAD = Prepared(
-    sa.select(uploads.c.algorithm, uploads.c.size, uploads.c.created_at)
+    sa.select(
+        uploads.c.algorithm,
+        uploads.c.size,
+        uploads.c.created_at,
+        uploads.c.digest_so_far,
+    )
     .select_from(
         uploads.join(repositories, repositories.c.id == uploads.c.repository_id)
     )
@@ -549,18 +554,24 @@ def get_upload(
     row = _UPLOAD.first(conn, upload_id=upload_id, repository=repository)
     if row is None:
         return None
-    algorithm, size, created_at = row
-    return UploadRecord(upload_id, repository, algorithm, size, created_at)
+    algorithm, size, created_at, digest_so_far = row
+    return UploadRecord(
+        upload_id, repository, algorithm, size, created_at, digest_so_far
+    )
 
 
 def advance_upload(
-    conn: sa.Connection, upload_id: str, expected: int, size: int
+    conn: sa.Connection,
+    upload_id: str,
+    expected: int,
+    size: int,
+    digest_so_far: str | None,
 ) -> bool:
     """Move an upload's committed size forward if nobody else moved it."""
     result = conn.execute(
         sa.update(uploads)
         .where(uploads.c.id == upload_id, uploads.c.size == expected)
-        .values(size=size, updated_at=time.time())
+        .values(size=size, digest_so_far=digest_so_far, updated_at=time.time())
     )
     return bool(result.rowcount)
 

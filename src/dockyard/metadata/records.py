@@ -35,3 +35,5 @@ class UploadRecord:
     algorithm: str
     size: int
     created_at: float
+    # "algorithm:hex" of the first `size` bytes, if the last writer knew it.
+    digest_so_far: str | None = None

@@ -152,13 +152,16 @@ class MetadataStore:
             partial(queries.get_upload, repository=repository, upload_id=upload_id)
         )
 
-    async def advance_upload(self, upload_id: str, expected: int, size: int) -> bool:
+    async def advance_upload(
+        self, upload_id: str, expected: int, size: int, digest_so_far: str | None
+    ) -> bool:
         return await self._db.write(
             partial(
                 queries.advance_upload,
                 upload_id=upload_id,
                 expected=expected,
                 size=size,
+                digest_so_far=digest_so_far,
             ),
             durable=False,
         )

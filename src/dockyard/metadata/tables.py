@@ -115,6 +115,8 @@ uploads = sa.Table(
     ),
     sa.Column("algorithm", sa.String(16), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
+    # "algorithm:hex" of the first `size` bytes, when the writer hashed them all.
+    sa.Column("digest_so_far", sa.String(200)),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )

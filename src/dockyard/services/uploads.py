@@ -42,6 +42,23 @@ class _RunningHash:
     algorithm: str
     hasher: Hasher
 
+    def digest(self) -> str:
+        return f"{self.algorithm}:{self.hasher.hexdigest()}"
+
+
+def _known_hex(
+    upload: UploadRecord, size: int, running: _RunningHash | None, algorithm: str
+) -> str | None:
+    """The digest of an upload's `size` stored bytes, if a hash saw them all."""
+    if running is not None and running.algorithm == algorithm:
+        return running.hasher.hexdigest()
+    recorded = upload.digest_so_far or ""
+    if size == upload.size and recorded.startswith(f"{algorithm}:"):
+        # No bytes came with this request, and a PATCH hashed all the others
+        # (perhaps in another process, holding the running hash).
+        return recorded.partition(":")[2]
+    return None
+
 
 class RangeMismatch(RegistryError):
     """A chunk that does not continue where the upload stands."""
@@ -109,13 +126,18 @@ class UploadService:
     ) -> UploadRecord:
         upload = await self.status(repository, upload_id)
         new_size, running = await self._write_chunk(upload, chunks, start, length)
-        if not await self.store.advance_upload(upload_id, upload.size, new_size):
+        # Recorded so that a process without this running hash can still
+        # finish the upload with an empty PUT without reading it back.
+        so_far = running.digest() if running is not None else None
+        if not await self.store.advance_upload(
+            upload_id, upload.size, new_size, so_far
+        ):
             current = await self.status(repository, upload_id)
             raise RangeMismatch(current, "upload was changed by another request")
         if running is not None:
             self._remember(upload_id, running)
         return UploadRecord(
-            upload_id, repository, upload.algorithm, new_size, upload.created_at
+            upload_id, repository, upload.algorithm, new_size, upload.created_at, so_far
         )
 
     async def _write_chunk(
@@ -186,9 +208,8 @@ class UploadService:
         upload = await self.status(repository, upload_id)
         size, running = await self._write_chunk(upload, chunks, start, None)
         path = upload_path(upload_id)
-        if running is not None and running.algorithm == digest.algorithm:
-            actual = running.hasher.hexdigest()
-        else:
+        actual = _known_hex(upload, size, running, digest.algorithm)
+        if actual is None:
             actual = await hash_stored(self.storage, path, digest.algorithm)
         if actual != digest.hex:
             await self._discard(upload_id)

@@ -1,3 +1,4 @@
+import socket
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,20 @@ def test_db_upgrade_creates_the_schema(
     assert (tmp_path / "metadata.db").exists()
     assert main(["db", "current", "--data-dir", str(tmp_path)]) == 0
     assert "current" in capsys.readouterr().out
+
+
+def test_serve_refuses_an_address_another_server_listens_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # granian shares a port with SO_REUSEPORT; a second registry must not.
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        status = main(
+            ["serve", "--port", str(port), "--data-dir", str(tmp_path / "data")]
+        )
+    assert status == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from typing import Any
 
@@ -42,6 +43,14 @@ def run(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     dockyard_logging.configure(settings.log.level, settings.log.format)
+    taken = _address_taken(settings.http.host, settings.http.port)
+    if taken:
+        print(
+            f"dockyard serve: cannot listen on {settings.http.host}:"
+            f"{settings.http.port}: {taken}",
+            file=sys.stderr,
+        )
+        return 1
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
     from dockyard.metadata import migrate
@@ -66,3 +75,21 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-m", "dockyard.server"])
+
+
+def _address_taken(host: str, port: int) -> str | None:
+    """Why the address cannot be listened on, or None when it is free.
+
+    granian binds with SO_REUSEPORT: a second registry started on the port of a
+    running one would otherwise share its connections, half of the requests
+    reaching each data directory. A socket without that option cannot bind where
+    another one listens (SO_REUSEADDR still allows connections in TIME_WAIT).
+    """
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None

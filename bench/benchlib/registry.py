@@ -1,4 +1,4 @@
-"""An OCI distribution client on httpx, for benchmarks on loopback.
+"""An OCI distribution client on httpx (blob pulls: download.py), for loopback benchmarks.
 
 Every call checks the answer the way a careful client would (status, digest,
 size), so a server that cuts corners fails the benchmark instead of scoring.
@@ -7,7 +7,6 @@ size), so a server that cuts corners fails the benchmark instead of scoring.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from httpcore._sync import http11 as _httpcore_http11
 
 from benchlib import BenchError
 from benchlib.blobs import MIB, BlobFile, blob_digest
+from benchlib.download import download
 
 HOST = "127.0.0.1"
 BLOCK = MIB
@@ -179,16 +179,14 @@ class RegistryClient:
         expect_created(response, digest, "blob mount")
 
     def pull_blob(self, repo: str, digest: str) -> Pulled:
-        """Download a blob, hashing the bytes as they arrive."""
-        sha = hashlib.sha256()
-        size = 0
-        with self.http.stream("GET", f"/v2/{repo}/blobs/{digest}") as response:
-            if response.status_code != 200:
-                raise BenchError(f"blob GET answered {response.status_code}")
-            for piece in response.iter_raw():
-                sha.update(piece)
-                size += len(piece)
-        return Pulled(size=size, digest="sha256:" + sha.hexdigest())
+        """Download a blob, hashing the bytes as they arrive (see download.py)."""
+        headers = {}
+        if "Authorization" in self.http.headers:
+            headers["Authorization"] = self.http.headers["Authorization"]
+        size, pulled = download(
+            HOST, self.port, f"/v2/{repo}/blobs/{digest}", headers, TIMEOUT
+        )
+        return Pulled(size=size, digest=pulled)
 
     def head_blob(self, repo: str, digest: str) -> int:
         """Status of a blob HEAD."""

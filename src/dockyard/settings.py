@@ -46,7 +46,7 @@ class HttpSettings(_Section):
     host: str = DEFAULT_HOST
     port: Annotated[int, Interval(ge=1, le=65535)] = DEFAULT_PORT
     workers: Annotated[int, Interval(ge=1, le=64)] = 1
-    # The ASGI server `dockyard serve` runs: granian sends blobs with sendfile.
+    # The ASGI server `dockyard serve` runs: granian sends blob files itself.
     server: Literal["granian", "uvicorn"] = "granian"
     # Absolute URL clients reach the registry by, when behind a proxy.
     public_url: str | None = None

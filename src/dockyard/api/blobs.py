@@ -49,7 +49,7 @@ async def get_blob(request: Request) -> Response:
 
 
 class WholeFileResponse(FileResponse):
-    """A whole file, sent by the server's zero-copy path when it has one.
+    """A whole file, sent by the ASGI server itself (`pathsend`) when it can.
 
     Ranges are answered elsewhere (`_streamed`); a Range header that reaches this
     response is one that `parse_range` chose to ignore, so it must not be acted

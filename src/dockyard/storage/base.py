@@ -67,7 +67,7 @@ class StorageDriver(abc.ABC):
         """Stream a byte range of a stored object."""
 
     def local_file(self, path: str) -> Path | None:
-        """A local file for zero-copy sending, when the backend has one."""
+        """A local file the ASGI server can send itself, when the backend has one."""
         return None
 
     async def redirect_url(self, path: str) -> str | None:

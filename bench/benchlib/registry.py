@@ -1,4 +1,4 @@
-"""An OCI distribution client on httpx (blob pulls: download.py), for loopback benchmarks.
+"""An OCI distribution client for loopback benchmarks (blob pulls: download.py).
 
 Every call checks the answer the way a careful client would (status, digest,
 size), so a server that cuts corners fails the benchmark instead of scoring.

@@ -143,8 +143,9 @@ def run_clients(
     items: Sequence[T],
     clients: int,
     quiet: Quiet,
+    kind: str = "httpx",
 ) -> ParallelRun[R]:
-    """Time ``job`` over ``items`` with ``clients`` httpx clients.
+    """Time ``job`` over ``items`` with ``clients`` clients (``kind`` names them).
 
     Fails if any item failed. Fills the sample's timing and details (who the
     clients were, the CPU they and the server used, in cores); the caller
@@ -158,7 +159,7 @@ def run_clients(
     sample.busy_before = cost.timing.busy_before
     sample.steal = cost.timing.steal
     sample.details = {
-        "client": f"httpx, {_count(run.threads, 'thread')} in "
+        "client": f"{kind}, {_count(run.threads, 'thread')} in "
         f"{_count(run.processes, 'process')}",
         "client_cores": run.client_cpu_seconds / seconds,
         "server_cores": cost.server_cpu_seconds / seconds,

@@ -19,6 +19,9 @@ BLOB_REPO = "bench/blobs"
 # The blob both pushed monolithically and pulled, so a pull follows a push.
 PULLED_BLOB = "transfer"
 
+# Blob GETs on plain sockets, hashed on a second thread (benchlib/download.py).
+PULL_CLIENT = "socket GET + hashing thread"
+
 
 class Pushes(Workload):
     """One blob pushed in one PUT, another in chunks, each by one client."""
@@ -91,7 +94,9 @@ class Pulls(Workload):
             return client.pull_blob(BLOB_REPO, digest)
 
         items = [blob.digest] * clients
-        done = run_clients(sample, server, pull, items, clients, self.settings.quiet)
+        done = run_clients(
+            sample, server, pull, items, clients, self.settings.quiet, PULL_CLIENT
+        )
         for pulled in done.results:
             pulled.check(blob)
         sample.value = clients * blob.size / MIB / done.seconds

@@ -137,10 +137,8 @@ def dockyard(data_dir: Path, *args: str) -> str:
     if "--" in args:
         split = args.index("--")
         options, rest = args[:split], args[split:]
-    command = [
-        *(sys.executable, "-m", "dockyard", *options),
-        *("--data-dir", str(data_dir), *rest),
-    ]
+    command = [sys.executable, "-m", "dockyard", *options]
+    command += ["--data-dir", str(data_dir), *rest]
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False
     )

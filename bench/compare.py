@@ -60,6 +60,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--blob-mib", type=int, default=256, help="size of the push/pull blob")
     add("--chunk-mib", type=int, default=8, help="PATCH size of the chunked push")
     add("--pull-clients", type=int, default=8, help="clients of the parallel pull")
+    add("--pull-rounds", type=int, default=4, help="times each client pulls the blob")
     add("--connections", type=int, default=64, help="connections of the loads")
     add("--duration", type=float, default=5.0, help="seconds of each load")
     add("--warmup", type=float, default=1.0, help="seconds of warm-up before a load")
@@ -82,7 +83,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"unknown workloads {sorted(unknown)}; pick from {WORKLOAD_NAMES}")
     if not 1 <= args.runs <= MAX_RUNS:
         parser.error(f"--runs must be between 1 and {MAX_RUNS}")
-    counts = [args.blob_mib, args.chunk_mib, args.pull_clients, args.connections]
+    counts = [args.blob_mib, args.chunk_mib, args.pull_clients, args.pull_rounds]
+    counts += [args.connections]
     counts += [args.tags, args.small_blobs, args.small_clients, args.image_mib]
     if min(counts) < 1 or args.duration <= 0 or args.layers < 1:
         parser.error("sizes, counts and --duration must be positive")
@@ -98,6 +100,7 @@ def sizes_of(args: argparse.Namespace) -> Sizes:
         blob_mib=args.blob_mib,
         chunk_mib=args.chunk_mib,
         pull_clients=args.pull_clients,
+        pull_rounds=args.pull_rounds,
         connections=args.connections,
         tags=args.tags,
         small_blobs=args.small_blobs,

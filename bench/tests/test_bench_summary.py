@@ -20,6 +20,7 @@ SIZES = Sizes(
     blob_mib=256,
     chunk_mib=8,
     pull_clients=8,
+    pull_rounds=4,
     connections=64,
     tags=1000,
     small_blobs=500,

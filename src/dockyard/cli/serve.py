@@ -12,7 +12,7 @@ from typing import Any
 from dockyard import logging as dockyard_logging
 from dockyard.cli.options import add_config_option, settings_from
 from dockyard.server import SETTINGS_ENV
-from dockyard.settings import to_environment
+from dockyard.settings import Settings, to_environment
 
 logger = logging.getLogger(__name__)
 
@@ -70,11 +70,23 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     # Replace this process (same pid, so signals and supervisors still reach it)
-    # with a small launcher that holds none of what the migration loaded.
+    # with a small supervisor that holds none of what the migration loaded.
     os.environ[SETTINGS_ENV] = to_environment(settings)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "dockyard.server"])
+    os.execv(sys.executable, [sys.executable, *_server_command(settings)])
+
+
+def _server_command(settings: Settings) -> list[str]:
+    if settings.http.server == "uvicorn":
+        return ["-m", "dockyard.server.uvicorn_server"]
+    return [
+        "-m",
+        "dockyard.server.supervisor",
+        f"--workers={settings.http.workers}",
+        f"--log-level={settings.log.level}",
+        f"--log-format={settings.log.format}",
+    ]
 
 
 def _address_taken(host: str, port: int) -> str | None:

@@ -1,0 +1,94 @@
+"""The process tree of `dockyard serve`: a supervisor and its workers.
+
+A worker that dies is replaced while the others keep answering; SIGTERM stops
+every process; workers whose supervisor was killed stop on their own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from dockyard.server.supervisor import STARTUP_GRACE
+from tests.support.server import RegistryServer
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _workers(server: RegistryServer) -> list[int]:
+    assert server.process is not None
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return sorted(int(child) for child in children)
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _age(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    started = int(fields[19]) / CLOCK_TICKS
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return uptime - started
+
+
+def _wait_for(condition: Callable[[], object], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_a_killed_worker_is_replaced_and_the_registry_keeps_answering(
+    crash_two_worker_server: RegistryServer,
+) -> None:
+    server = crash_two_worker_server
+    _wait_for(lambda: len(_workers(server)) == 2)
+    victim, survivor = _workers(server)
+    # A worker dying sooner counts as a failed start, which stops the server.
+    time.sleep(max(0.0, STARTUP_GRACE + 0.5 - _age(victim)))
+
+    os.kill(victim, signal.SIGKILL)
+
+    _wait_for(lambda: len(_workers(server)) == 2 and victim not in _workers(server))
+    assert survivor in _workers(server)
+    for _ in range(20):
+        assert httpx.get(f"{server.url}/v2/", timeout=5).status_code == 200
+    assert "worker died, starting another" in server.logs()
+
+
+def test_sigterm_stops_every_process(tmp_path: Path) -> None:
+    server = RegistryServer(tmp_path / "data", workers=2).start()
+    _wait_for(lambda: len(_workers(server)) == 2)
+    workers = _workers(server)
+
+    server.stop()
+
+    assert server.process is not None and server.process.returncode == 0
+    assert not any(_running(pid) for pid in workers)
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    server = RegistryServer(tmp_path / "data", workers=2).start()
+    try:
+        _wait_for(lambda: len(_workers(server)) == 2)
+        workers = _workers(server)
+        assert server.process is not None
+
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=5)
+
+        _wait_for(lambda: not any(_running(pid) for pid in workers))
+        assert "supervisor gone, stopping" in server.logs()
+    finally:
+        server.kill()

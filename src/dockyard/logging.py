@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
 import sys
-import time
 from typing import Any
+
+from dockyard import log_lines
 
 # Attributes every LogRecord has; anything else was passed as `extra` fields.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -22,28 +21,17 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD}
 
 
-@functools.lru_cache(maxsize=4)
-def _second(whole: int) -> str:
-    # Lines come many to a second: format each second once.
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-
-
-def _timestamp(record: logging.LogRecord) -> str:
-    return f"{_second(int(record.created))}.{int(record.msecs):03d}Z"
-
-
 class TextFormatter(logging.Formatter):
     """`time LEVEL logger message key=value ...`, readable in a terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
-        parts = [
-            _timestamp(record),
+        line = log_lines.text_line(
+            record.created,
             record.levelname,
             record.name,
             record.getMessage(),
-        ]
-        parts.extend(f"{k}={_text(v)}" for k, v in _fields(record).items())
-        line = " ".join(parts)
+            _fields(record),
+        )
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
@@ -53,23 +41,16 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line, for log collectors."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": _timestamp(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-            **_fields(record),
-        }
+        fields = _fields(record)
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, int | float):
-        return str(value)
-    text = str(value)
-    return json.dumps(text) if (" " in text or not text) else text
+            fields["exception"] = self.formatException(record.exc_info)
+        return log_lines.json_line(
+            record.created,
+            record.levelname,
+            record.name,
+            record.getMessage(),
+            fields,
+        )
 
 
 def configure(level: str = "info", fmt: str = "text") -> None:

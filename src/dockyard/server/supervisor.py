@@ -1,9 +1,10 @@
 """The supervising process: start the workers, restart one that dies, stop them
 all on SIGTERM or SIGINT.
 
-It stays small on purpose (about 12 MiB, against 29 MiB for granian's own
-launcher): it imports the standard library and Dockyard's log formatting, never
-granian, SQLAlchemy or the application. Signals are taken synchronously
+It stays small on purpose (about 10 MiB, against 29 MiB for granian's own
+launcher): it imports a few modules of the standard library and Dockyard's log
+line format (`dockyard.log_lines`), not even `logging`, and never granian,
+SQLAlchemy or the application. Signals are taken synchronously
 (`sigwaitinfo`, with SIGCHLD among them), so a worker's exit and a request to
 stop are handled one at a time, in the order they came, with no handler racing
 the loop.
@@ -11,15 +12,12 @@ the loop.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
 import signal
 import sys
 import time
-from typing import NamedTuple
 
-from dockyard import logging as dockyard_logging
+from dockyard import log_lines
 
 # Must match `dockyard.server.granian_worker.LIFELINE_ENV` (not imported: that
 # module imports granian and the application).
@@ -31,14 +29,31 @@ STOP_TIMEOUT = 30.0
 # database or the address): starting it again would fail the same way.
 STARTUP_GRACE = 5.0
 WATCHED = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
-logger = logging.getLogger("dockyard.server.supervisor")
+
+class Log:
+    """Lines in the format and at the level the rest of the server uses."""
+
+    name = "dockyard.server.supervisor"
+
+    def __init__(self, level: str = "info", fmt: str = "text") -> None:
+        self.threshold = LEVELS[level]
+        self.line = log_lines.json_line if fmt == "json" else log_lines.text_line
+
+    def __call__(self, level: str, message: str, **fields: object) -> None:
+        if LEVELS[level] >= self.threshold:
+            line = self.line(time.time(), level, self.name, message, fields)
+            print(line, file=sys.stderr, flush=True)
 
 
-class _Worker(NamedTuple):
-    slot: int
-    pid: int
-    started: float
+class _Worker:
+    __slots__ = ("slot", "pid", "started")
+
+    def __init__(self, slot: int, pid: int) -> None:
+        self.slot = slot
+        self.pid = pid
+        self.started = time.monotonic()
 
 
 class Supervisor:
@@ -51,8 +66,10 @@ class Supervisor:
         *,
         startup_grace: float = STARTUP_GRACE,
         stop_timeout: float = STOP_TIMEOUT,
+        log: Log | None = None,
     ) -> None:
         self.command = command
+        self.log = log or Log()
         self.count = count
         self.startup_grace = startup_grace
         self.stop_timeout = stop_timeout
@@ -70,19 +87,24 @@ class Supervisor:
         while True:
             signum = signal.sigwaitinfo(WATCHED).si_signo
             if signum != signal.SIGCHLD:
-                logger.info("stopping", extra={"signal": signal.Signals(signum).name})
+                self.log("info", "stopping", signal=signal.Signals(signum).name)
                 return self._stop_all(0)
             for worker, status in self._reap():
                 ran = time.monotonic() - worker.started
                 if ran < self.startup_grace:
-                    logger.error(
+                    self.log(
+                        "error",
                         "worker failed to start, stopping",
-                        extra={"pid": worker.pid, "status": status},
+                        pid=worker.pid,
+                        status=status,
                     )
                     return self._stop_all(1)
-                logger.warning(
+                self.log(
+                    "warning",
                     "worker died, starting another",
-                    extra={"pid": worker.pid, "status": status, "ran_s": round(ran)},
+                    pid=worker.pid,
+                    status=status,
+                    ran_s=round(ran),
                 )
                 self._start(worker.slot)
 
@@ -90,8 +112,8 @@ class Supervisor:
         env = {**os.environ, LIFELINE_ENV: str(self._lifeline)}
         # The child starts with no signal blocked (ours are, for sigwaitinfo).
         pid = os.posix_spawn(self.command[0], self.command, env, setsigmask=())
-        self.workers[pid] = _Worker(slot, pid, time.monotonic())
-        logger.info("worker started", extra={"worker": slot + 1, "pid": pid})
+        self.workers[pid] = _Worker(slot, pid)
+        self.log("info", "worker started", worker=slot + 1, pid=pid)
 
     def _reap(self) -> list[tuple[_Worker, int]]:
         """The workers that exited, with their exit statuses (-N: signal N)."""
@@ -116,11 +138,11 @@ class Supervisor:
             if received is None or received.si_signo != signal.SIGCHLD:
                 self._kill_all()
             self._reap()
-        logger.info("stopped")
+        self.log("info", "stopped")
         return status
 
     def _kill_all(self) -> None:
-        logger.warning("killing workers", extra={"pids": sorted(self.workers)})
+        self.log("warning", "killing workers", pids=sorted(self.workers))
         for pid in self.workers:
             os.kill(pid, signal.SIGKILL)
         for pid in list(self.workers):
@@ -128,16 +150,16 @@ class Supervisor:
             del self.workers[pid]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dockyard.server.supervisor")
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--log-level", default="info")
-    parser.add_argument("--log-format", default="text")
-    args = parser.parse_args(argv)
-    dockyard_logging.configure(args.log_level, args.log_format)
+def main(argv: list[str]) -> int:
+    """`--workers=N --log-level=L --log-format=F`, as `dockyard serve` passes them.
+
+    (Parsed by hand: argparse alone would add half a megabyte to this process.)
+    """
+    options = dict(arg.removeprefix("--").split("=", 1) for arg in argv)
+    log = Log(options.get("log-level", "info"), options.get("log-format", "text"))
     command = [sys.executable, "-m", WORKER_MODULE]
-    return Supervisor(command, args.workers).run()
+    return Supervisor(command, int(options.get("workers", "1")), log=log).run()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

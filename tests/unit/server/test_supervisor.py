@@ -19,11 +19,9 @@ import pytest
 
 RUN_SUPERVISOR = """
 import json, sys
-from dockyard import logging as dockyard_logging
-from dockyard.server.supervisor import Supervisor
+from dockyard.server.supervisor import Log, Supervisor
 command, count, limits = json.loads(sys.argv[1])
-dockyard_logging.configure("info", "json")
-sys.exit(Supervisor(command, count, **limits).run())
+sys.exit(Supervisor(command, count, log=Log("info", "json"), **limits).run())
 """
 
 # Dies 0.3 s after its first start; every later start stays up and says so.

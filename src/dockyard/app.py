@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -22,7 +22,11 @@ from dockyard.settings import Settings, from_environment, load_settings
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(
+    settings: Settings, on_ready: Callable[[], None] | None = None
+) -> Starlette:
+    """The application; `on_ready` is called once its services are up."""
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.services = build_services(settings)
@@ -38,6 +42,8 @@ def create_app(settings: Settings) -> Starlette:
             app.state.services.maintenance.loop(settings.registry.maintenance_interval)
         )
         app.state.services.pulls.start()
+        if on_ready is not None:
+            on_ready()
         try:
             yield
         finally:

@@ -10,8 +10,12 @@ here turns verification off: clients trust the test CA through `--cert-dir`
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import socket
 import ssl
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -244,3 +248,41 @@ def test_skopeo_without_client_certificate_is_refused_by_mutual_tls(
 
     assert result.returncode != 0
     assert "certificate" in result.stderr.lower(), result.stderr
+
+
+def _served_certificate(server: AuthServer, context: ssl.SSLContext) -> bytes:
+    address = ("127.0.0.1", server.port)
+    with (
+        socket.create_connection(address, timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        certificate = tls.getpeercert(binary_form=True)
+    assert certificate is not None
+    return certificate
+
+
+def test_sighup_puts_a_renewed_certificate_in_place(tmp_path: Path) -> None:
+    for folder in ("pki", "server", "renewed"):
+        (tmp_path / folder).mkdir()
+    pki = make_pki(tmp_path / "pki")
+    server = start_tls_server(tmp_path / "server", pki, mutual=False)
+    try:
+        context = tls_context(pki.ca_cert)
+        first = ssl.PEM_cert_to_DER_cert(pki.server.cert.read_text())
+        assert _served_certificate(server, context) == first
+        renewed = pki.ca.issue_server(tmp_path / "renewed")
+        shutil.copyfile(renewed.cert, pki.server.cert)
+        shutil.copyfile(renewed.key, pki.server.key)
+
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while "reloaded" not in server.logs():
+            assert time.monotonic() < deadline, "no reload"
+            time.sleep(0.1)
+
+        second = ssl.PEM_cert_to_DER_cert(renewed.cert.read_text())
+        assert second != first
+        assert _served_certificate(server, context) == second
+    finally:
+        server.stop()

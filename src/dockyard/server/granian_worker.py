@@ -2,7 +2,8 @@
 
 Each worker binds the address itself; granian's sockets use `SO_REUSEPORT`, so
 the kernel spreads new connections over the workers, as it does for granian's
-own worker processes. The worker stops gracefully (in-flight requests finish,
+own worker processes. Once the application's services are up, the worker tells
+its supervisor (`READY_SIGNAL`). It stops gracefully (in-flight requests finish,
 then the application's shutdown runs) on SIGTERM, on SIGINT, or when its
 supervisor is gone: the supervisor holds the write end of a pipe whose read end
 it passes down (its descriptor number in `LIFELINE_ENV`), and end of file on it
@@ -26,9 +27,9 @@ from granian.server.embed import Server
 from dockyard import logging as dockyard_logging
 from dockyard.app import create_app
 from dockyard.server import SETTINGS_ENV
+from dockyard.server.supervisor import LIFELINE_ENV, READY_SIGNAL
 from dockyard.settings import Settings, TlsSettings, from_environment
 
-LIFELINE_ENV = "DOCKYARD_LIFELINE_FD"
 # granian's own default for its worker processes (the embedded server's is 128).
 BACKLOG = 1024
 
@@ -47,7 +48,8 @@ def build_server(settings: Settings) -> Server:
 
     def application() -> Any:
         dockyard_logging.configure(log.level, log.format)
-        return create_app(settings)
+        supervised = LIFELINE_ENV in os.environ
+        return create_app(settings, on_ready=_tell_supervisor if supervised else None)
 
     server = Server(
         application,
@@ -63,6 +65,10 @@ def build_server(settings: Settings) -> Server:
     )
     logging.getLogger("_granian").addFilter(_DropExperimentalNotice())
     return server
+
+
+def _tell_supervisor() -> None:
+    os.kill(os.getppid(), READY_SIGNAL)
 
 
 def _granian_level(level: str) -> LogLevels:

@@ -1,5 +1,5 @@
-"""The supervising process: start the workers, restart one that dies, stop them
-all on SIGTERM or SIGINT.
+"""The supervising process: start the workers, replace one that dies, replace
+them all on SIGHUP, stop them on SIGTERM or SIGINT.
 
 It stays small on purpose (about 10 MiB, against 29 MiB for granian's own
 launcher): it imports a few modules of the standard library and Dockyard's log
@@ -8,6 +8,19 @@ SQLAlchemy or the application. Signals are taken synchronously
 (`sigwaitinfo`, with SIGCHLD among them), so a worker's exit and a request to
 stop are handled one at a time, in the order they came, with no handler racing
 the loop.
+
+A worker says when it is ready to serve by sending `READY_SIGNAL`, a real-time
+signal (those queue, so two workers ready at once are both heard). That tells
+a worker that could not start from one that died later:
+
+- one that dies before it is ready, at start-up or replacing a dead worker,
+  could not start; starting it again would fail the same way (settings,
+  database, address), so the server stops with status 1;
+- one that dies after it was ready is replaced;
+- SIGHUP replaces the workers one at a time, each old one asked to stop only
+  once its replacement is ready (new workers read the TLS certificate files
+  again, for example); a replacement that cannot start ends the reload, and the
+  workers still running stay.
 """
 
 from __future__ import annotations
@@ -19,16 +32,14 @@ import time
 
 from dockyard import log_lines
 
-# Must match `dockyard.server.granian_worker.LIFELINE_ENV` (not imported: that
-# module imports granian and the application).
+# The variable naming the lifeline's descriptor in a worker's environment.
 LIFELINE_ENV = "DOCKYARD_LIFELINE_FD"
+READY_SIGNAL = signal.SIGRTMIN
 WORKER_MODULE = "dockyard.server.granian_worker"
 # Seconds a worker gets to finish its requests once asked to stop.
 STOP_TIMEOUT = 30.0
-# A worker that dies this soon after it started could not start (settings, the
-# database or the address): starting it again would fail the same way.
-STARTUP_GRACE = 5.0
-WATCHED = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+WATCHED = STOP_SIGNALS | {signal.SIGCHLD, signal.SIGHUP, READY_SIGNAL}
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 
@@ -48,12 +59,17 @@ class Log:
 
 
 class _Worker:
-    __slots__ = ("slot", "pid", "started")
+    __slots__ = ("slot", "pid", "replacing", "ready", "retiring")
 
-    def __init__(self, slot: int, pid: int) -> None:
+    def __init__(self, slot: int, pid: int, replacing: int | None) -> None:
         self.slot = slot
         self.pid = pid
-        self.started = time.monotonic()
+        # The worker this one takes over from in a reload, stopped once this
+        # one is ready.
+        self.replacing = replacing
+        self.ready = False
+        # Asked to stop: its exit is expected.
+        self.retiring = False
 
 
 class Supervisor:
@@ -64,16 +80,16 @@ class Supervisor:
         command: list[str],
         count: int,
         *,
-        startup_grace: float = STARTUP_GRACE,
         stop_timeout: float = STOP_TIMEOUT,
         log: Log | None = None,
     ) -> None:
         self.command = command
-        self.log = log or Log()
         self.count = count
-        self.startup_grace = startup_grace
         self.stop_timeout = stop_timeout
+        self.log = log or Log()
         self.workers: dict[int, _Worker] = {}
+        # The workers still to replace in a reload; None when none is going on.
+        self._to_reload: list[int] | None = None
         # Workers read the pipe's other end and stop on its end of file, which
         # comes when this process is gone, however it went.
         self._lifeline, self._lifeline_hold = os.pipe()
@@ -85,35 +101,84 @@ class Supervisor:
         for slot in range(self.count):
             self._start(slot)
         while True:
-            signum = signal.sigwaitinfo(WATCHED).si_signo
-            if signum != signal.SIGCHLD:
+            received = signal.sigwaitinfo(WATCHED)
+            signum = received.si_signo
+            if signum in STOP_SIGNALS:
                 self.log("info", "stopping", signal=signal.Signals(signum).name)
                 return self._stop_all(0)
-            for worker, status in self._reap():
-                ran = time.monotonic() - worker.started
-                if ran < self.startup_grace:
-                    self.log(
-                        "error",
-                        "worker failed to start, stopping",
-                        pid=worker.pid,
-                        status=status,
-                    )
-                    return self._stop_all(1)
-                self.log(
-                    "warning",
-                    "worker died, starting another",
-                    pid=worker.pid,
-                    status=status,
-                    ran_s=round(ran),
-                )
-                self._start(worker.slot)
+            if signum == signal.SIGHUP:
+                self._begin_reload()
+            elif signum == READY_SIGNAL:
+                self._ready(received.si_pid)
+            elif not self._handle_exits():
+                return self._stop_all(1)
 
-    def _start(self, slot: int) -> None:
+    def _start(self, slot: int, replacing: int | None = None) -> None:
         env = {**os.environ, LIFELINE_ENV: str(self._lifeline)}
         # The child starts with no signal blocked (ours are, for sigwaitinfo).
         pid = os.posix_spawn(self.command[0], self.command, env, setsigmask=())
-        self.workers[pid] = _Worker(slot, pid)
+        self.workers[pid] = _Worker(slot, pid, replacing)
         self.log("info", "worker started", worker=slot + 1, pid=pid)
+
+    def _ready(self, pid: int) -> None:
+        worker = self.workers.get(pid)
+        if worker is None or worker.ready:
+            return
+        worker.ready = True
+        self.log("info", "worker ready", worker=worker.slot + 1, pid=pid)
+        if worker.replacing is not None:
+            self._retire(worker.replacing)
+            worker.replacing = None
+            self._reload_next()
+
+    def _handle_exits(self) -> bool:
+        """Deal with the workers that exited; False when the server must stop."""
+        for worker, status in self._reap():
+            fields = {"worker": worker.slot + 1, "pid": worker.pid, "status": status}
+            if worker.retiring:
+                self.log("info", "worker stopped", **fields)
+            elif not worker.ready and worker.replacing is not None:
+                self.log("error", "new worker failed to start, reload ended", **fields)
+                self._to_reload = None
+            elif not worker.ready:
+                self.log("error", "worker failed to start, stopping", **fields)
+                return False
+            elif self._heir_of(worker.pid) is not None:
+                self.log("warning", "worker died, its successor is starting", **fields)
+            else:
+                self.log("warning", "worker died, starting another", **fields)
+                self._start(worker.slot)
+        return True
+
+    def _heir_of(self, pid: int) -> _Worker | None:
+        heirs = (w for w in self.workers.values() if w.replacing == pid)
+        return next(heirs, None)
+
+    def _begin_reload(self) -> None:
+        if self._to_reload is not None:
+            self.log("warning", "reload already going on")
+            return
+        self._to_reload = [w.pid for w in self.workers.values() if not w.retiring]
+        self.log("info", "reloading", workers=len(self._to_reload))
+        self._reload_next()
+
+    def _reload_next(self) -> None:
+        if self._to_reload is None:
+            return
+        while self._to_reload:
+            old = self.workers.get(self._to_reload.pop(0))
+            # One that died meanwhile was replaced already.
+            if old is not None and not old.retiring:
+                self._start(old.slot, replacing=old.pid)
+                return
+        self._to_reload = None
+        self.log("info", "reloaded")
+
+    def _retire(self, pid: int) -> None:
+        worker = self.workers.get(pid)
+        if worker is not None and not worker.retiring:
+            worker.retiring = True
+            os.kill(pid, signal.SIGTERM)
 
     def _reap(self) -> list[tuple[_Worker, int]]:
         """The workers that exited, with their exit statuses (-N: signal N)."""
@@ -128,16 +193,17 @@ class Supervisor:
         return exited
 
     def _stop_all(self, status: int) -> int:
-        for pid in self.workers:
-            os.kill(pid, signal.SIGTERM)
+        for pid in list(self.workers):
+            self._retire(pid)
         deadline = time.monotonic() + self.stop_timeout
         while self.workers:
             remaining = deadline - time.monotonic()
             received = signal.sigtimedwait(WATCHED, max(remaining, 0))
             # Out of time, or asked a second time: stop waiting for requests.
-            if received is None or received.si_signo != signal.SIGCHLD:
+            if received is None or received.si_signo in STOP_SIGNALS:
                 self._kill_all()
-            self._reap()
+            for worker, code in self._reap():
+                self.log("info", "worker stopped", pid=worker.pid, status=code)
         self.log("info", "stopped")
         return status
 

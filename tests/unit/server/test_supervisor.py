@@ -24,25 +24,40 @@ command, count, limits = json.loads(sys.argv[1])
 sys.exit(Supervisor(command, count, log=Log("info", "json"), **limits).run())
 """
 
-# Dies 0.3 s after its first start; every later start stays up and says so.
-DIES_ONCE = """
-import os, pathlib, sys, time
+# Each stand-in says it is ready (unless told otherwise), notes its pid in the
+# working directory, and stays up.
+READY = """
+import os, pathlib, signal, sys, time
 here = pathlib.Path(sys.argv[1])
+os.kill(os.getppid(), signal.SIGRTMIN)
+(here / f"alive-{os.getpid()}").touch()
+"""
+STAYS_UP = READY + "time.sleep(60)\n"
+
+# The first one dies after it was ready; the next ones stay up.
+DIES_ONCE = (
+    READY
+    + """
 if not (here / "died").exists():
     (here / "died").touch()
-    time.sleep(0.3)
+    (here / f"alive-{os.getpid()}").unlink()
     sys.exit(7)
-(here / f"alive-{os.getpid()}").touch()
 time.sleep(60)
 """
+)
 
 # Ignores SIGTERM, as a worker stuck in a request would.
-STUBBORN = """
-import os, pathlib, signal, sys, time
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
-(pathlib.Path(sys.argv[1]) / f"alive-{os.getpid()}").touch()
-time.sleep(60)
+STUBBORN = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + STAYS_UP
+
+# The first generation starts; the ones started after a SIGHUP cannot.
+CANNOT_RESTART = (
+    """
+import pathlib, sys
+if (pathlib.Path(sys.argv[1]) / "reloading").exists():
+    sys.exit(3)
 """
+    + STAYS_UP
+)
 
 
 class Supervised:
@@ -106,10 +121,20 @@ def test_a_worker_that_cannot_start_stops_the_server(
     assert "worker failed to start, stopping" in supervised.messages()
 
 
+def test_a_worker_that_never_said_ready_counts_as_not_started(
+    supervise: Callable[..., Supervised],
+) -> None:
+    supervised = supervise("import time; time.sleep(1)", 1)
+
+    assert supervised.process.wait(timeout=10) == 1
+    assert "worker failed to start, stopping" in supervised.messages()
+
+
 def test_a_worker_that_dies_later_is_replaced(
     supervise: Callable[..., Supervised],
 ) -> None:
-    supervised = supervise(DIES_ONCE, 1, startup_grace=0.1)
+    supervised = supervise(DIES_ONCE, 1)
+    _wait_for(lambda: (supervised.workdir / "died").exists())
     _wait_for(supervised.alive_workers)
     (replacement,) = supervised.alive_workers()
 
@@ -120,7 +145,45 @@ def test_a_worker_that_dies_later_is_replaced(
     messages = supervised.messages()
     assert messages.count("worker started") == 2
     assert "worker died, starting another" in messages
-    assert messages[-2:] == ["stopping", "stopped"]
+    assert messages[-3:] == ["stopping", "worker stopped", "stopped"]
+
+
+def test_sighup_replaces_every_worker_once_its_successor_is_ready(
+    supervise: Callable[..., Supervised],
+) -> None:
+    supervised = supervise(STAYS_UP, 2)
+    _wait_for(lambda: len(supervised.alive_workers()) == 2)
+    first = set(supervised.alive_workers())
+
+    supervised.process.send_signal(signal.SIGHUP)
+
+    _wait_for(lambda: len(supervised.alive_workers()) == 4)
+    _wait_for(lambda: not any(_running(pid) for pid in first))
+    second = set(supervised.alive_workers()) - first
+    assert all(_running(pid) for pid in second)
+    supervised.process.send_signal(signal.SIGTERM)
+    assert supervised.process.wait(timeout=10) == 0
+    messages = supervised.messages()
+    assert messages.count("worker ready") == 4
+    assert messages.index("reloaded") > messages.index("reloading")
+
+
+def test_a_reload_whose_workers_cannot_start_keeps_the_running_ones(
+    supervise: Callable[..., Supervised],
+) -> None:
+    supervised = supervise(CANNOT_RESTART, 1)
+    _wait_for(supervised.alive_workers)
+    (running,) = supervised.alive_workers()
+    (supervised.workdir / "reloading").touch()
+
+    supervised.process.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+
+    assert supervised.process.poll() is None
+    assert _running(running)
+    supervised.process.send_signal(signal.SIGTERM)
+    assert supervised.process.wait(timeout=10) == 0
+    assert "new worker failed to start, reload ended" in supervised.messages()
 
 
 def test_a_worker_that_ignores_sigterm_is_killed_after_the_stop_timeout(

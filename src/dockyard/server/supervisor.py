@@ -20,7 +20,8 @@ a worker that could not start from one that died later:
 - SIGHUP replaces the workers one at a time, each old one asked to stop only
   once its replacement is ready (new workers read the TLS certificate files
   again, for example); a replacement that cannot start ends the reload, and the
-  workers still running stay.
+  workers still running stay (a slot whose old worker died meanwhile gets a
+  new one).
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ class Supervisor:
 
     def _handle_exits(self) -> bool:
         """Deal with the workers that exited; False when the server must stop."""
+        self._hear_queued_ready_signals()
         for worker, status in self._reap():
             fields = {"worker": worker.slot + 1, "pid": worker.pid, "status": status}
             if worker.retiring:
@@ -140,6 +142,9 @@ class Supervisor:
             elif not worker.ready and worker.replacing is not None:
                 self.log("error", "new worker failed to start, reload ended", **fields)
                 self._to_reload = None
+                if worker.replacing not in self.workers:
+                    # The worker it was to replace died meanwhile: fill the slot.
+                    self._start(worker.slot)
             elif not worker.ready:
                 self.log("error", "worker failed to start, stopping", **fields)
                 return False
@@ -149,6 +154,16 @@ class Supervisor:
                 self.log("warning", "worker died, starting another", **fields)
                 self._start(worker.slot)
         return True
+
+    def _hear_queued_ready_signals(self) -> None:
+        """Take the ready signals still queued before reaping.
+
+        A worker that said it was ready and died at once leaves both signals
+        pending, and SIGCHLD, the lower number, is taken first: without this,
+        its exit would read as a failure to start.
+        """
+        while (pending := signal.sigtimedwait({READY_SIGNAL}, 0)) is not None:
+            self._ready(pending.si_pid)
 
     def _heir_of(self, pid: int) -> _Worker | None:
         heirs = (w for w in self.workers.values() if w.replacing == pid)

@@ -39,11 +39,28 @@ DIES_ONCE = (
     READY
     + """
 if not (here / "died").exists():
-    (here / "died").touch()
     (here / f"alive-{os.getpid()}").unlink()
+    (here / "died").touch()
     sys.exit(7)
 time.sleep(60)
 """
+)
+
+# The first one waits for a "go" file, says it is ready and dies at once; the
+# next ones stay up.
+READY_THEN_DIES_AT_ONCE = (
+    """
+import os, pathlib, signal, sys, time
+here = pathlib.Path(sys.argv[1])
+if not (here / "died").exists():
+    (here / f"first-{os.getpid()}").touch()
+    while not (here / "go").exists():
+        time.sleep(0.01)
+    (here / "died").touch()
+    os.kill(os.getppid(), signal.SIGRTMIN)
+    os._exit(7)
+"""
+    + STAYS_UP
 )
 
 # Ignores SIGTERM, as a worker stuck in a request would.
@@ -54,6 +71,22 @@ CANNOT_RESTART = (
     """
 import pathlib, sys
 if (pathlib.Path(sys.argv[1]) / "reloading").exists():
+    sys.exit(3)
+"""
+    + STAYS_UP
+)
+
+# The first one started after a SIGHUP waits for a "go" file and fails; the
+# others stay up.
+FAILS_LATE_IN_RELOAD = (
+    """
+import os, pathlib, sys, time
+here = pathlib.Path(sys.argv[1])
+if (here / "reloading").exists():
+    (here / "reloading").unlink()
+    (here / f"new-{os.getpid()}").touch()
+    while not (here / "go").exists():
+        time.sleep(0.01)
     sys.exit(3)
 """
     + STAYS_UP
@@ -148,6 +181,34 @@ def test_a_worker_that_dies_later_is_replaced(
     assert messages[-3:] == ["stopping", "worker stopped", "stopped"]
 
 
+def _is_zombie(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_a_worker_ready_and_dead_before_the_supervisor_looks_is_replaced(
+    supervise: Callable[..., Supervised],
+) -> None:
+    supervised = supervise(READY_THEN_DIES_AT_ONCE, 1)
+    _wait_for(lambda: list(supervised.workdir.glob("first-*")))
+    (first,) = supervised.workdir.glob("first-*")
+    first_pid = int(first.name.split("-")[1])
+    # Stopped, the supervisor finds the ready signal and SIGCHLD both
+    # pending when it goes on.
+    os.kill(supervised.process.pid, signal.SIGSTOP)
+    (supervised.workdir / "go").touch()
+    _wait_for(lambda: _is_zombie(first_pid))
+    os.kill(supervised.process.pid, signal.SIGCONT)
+
+    _wait_for(supervised.alive_workers)
+    supervised.process.send_signal(signal.SIGTERM)
+    assert supervised.process.wait(timeout=10) == 0
+    messages = supervised.messages()
+    assert messages.count("worker started") == 2
+    assert "worker died, starting another" in messages
+    assert "worker failed to start, stopping" not in messages
+
+
 def test_sighup_replaces_every_worker_once_its_successor_is_ready(
     supervise: Callable[..., Supervised],
 ) -> None:
@@ -184,6 +245,30 @@ def test_a_reload_whose_workers_cannot_start_keeps_the_running_ones(
     supervised.process.send_signal(signal.SIGTERM)
     assert supervised.process.wait(timeout=10) == 0
     assert "new worker failed to start, reload ended" in supervised.messages()
+
+
+def test_a_slot_emptied_during_a_failed_reload_is_filled(
+    supervise: Callable[..., Supervised],
+) -> None:
+    supervised = supervise(FAILS_LATE_IN_RELOAD, 1)
+    _wait_for(supervised.alive_workers)
+    (old,) = supervised.alive_workers()
+    (supervised.workdir / "reloading").touch()
+    supervised.process.send_signal(signal.SIGHUP)
+    _wait_for(lambda: list(supervised.workdir.glob("new-*")))
+
+    # The worker being replaced dies, then its successor fails.
+    os.kill(old, signal.SIGKILL)
+    _wait_for(lambda: not Path(f"/proc/{old}").exists())
+    (supervised.workdir / "go").touch()
+
+    _wait_for(lambda: set(supervised.alive_workers()) - {old})
+    supervised.process.send_signal(signal.SIGTERM)
+    assert supervised.process.wait(timeout=10) == 0
+    messages = supervised.messages()
+    assert "worker died, its successor is starting" in messages
+    assert "new worker failed to start, reload ended" in messages
+    assert messages.count("worker started") == 3
 
 
 def test_a_worker_that_ignores_sigterm_is_killed_after_the_stop_timeout(

@@ -233,6 +233,9 @@ async def test_commit_keeping_the_source_allows_a_second_commit(
     await driver.commit(UPLOAD, BLOB, keep_source=True)
     assert await read_all(driver, BLOB) == data
     assert await read_all(driver, UPLOAD) == data
+    # No second name left behind, among the blobs or beside the upload.
+    assert [path async for path in driver.list("blobs")] == [BLOB]
+    assert [path async for path in driver.list("uploads")] == [UPLOAD]
 
     await driver.delete(BLOB)
     await driver.commit(UPLOAD, BLOB)

@@ -158,7 +158,9 @@ class FilesystemDriver(StorageDriver):
             os.fsync(handle.fileno())
         if keep_source:
             # A second name for the same bytes, then an atomic rename into place.
-            staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+            # The second name lives beside the upload, not among the blobs: a
+            # crash in between leaves it where stale uploads are swept.
+            staged = source.with_name(f"{source.name}.staged-{uuid.uuid4().hex}")
             os.link(source, staged)
             os.rename(staged, target)
         else:

@@ -8,25 +8,38 @@ import io
 import os
 import uuid
 from collections.abc import Iterator
+from unittest import mock
 
 import httpx
 import pytest
 
 from dockyard.cli.main import main
+from tests.support.postgres import PostgresCluster
 from tests.support.server import RegistryServer
 
 QUOTA = 10_000
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    with RegistryServer(tmp_path_factory.mktemp("quotas") / "data") as running:
+# PostgreSQL too: there the quota check locks the namespace's row.
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RegistryServer]:
+    env = {}
+    if request.param == "postgresql":
+        cluster: PostgresCluster = request.getfixturevalue("postgres")
+        env["DOCKYARD_DATABASE_URL"] = cluster.create_database("quotas")
+    data = tmp_path_factory.mktemp(f"quotas-{request.param}") / "data"
+    with RegistryServer(data, env=env) as running:
         yield running
 
 
 def dockyard(server: RegistryServer, *args: str) -> str:
     output = io.StringIO()
-    with contextlib.redirect_stdout(output):
+    with (
+        contextlib.redirect_stdout(output),
+        mock.patch.dict(os.environ, server.env),
+    ):
         assert main([*args, "--data-dir", str(server.data_dir)]) == 0
     return output.getvalue()
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from dockyard.metadata.accounts import NotFound
+from dockyard.metadata.prepared import Prepared
 from dockyard.metadata.tables import blobs, namespaces, repositories, repository_blobs
 from dockyard.oci import errcodes
 from dockyard.oci.errcodes import RegistryError
@@ -51,13 +52,18 @@ def used_bytes(conn: sa.Connection, namespace: str) -> int:
     return int(total or 0)
 
 
+_QUOTA = sa.select(namespaces.c.quota_bytes).where(
+    namespaces.c.name == sa.bindparam("namespace")
+)
+# Read on every blob push, most often to find no quota: prepared.
+_QUOTA_READ = Prepared(_QUOTA)
+# PostgreSQL: pushes into one namespace check its quota one at a time.
+_QUOTA_LOCKED = Prepared(_QUOTA.with_for_update())
+
+
 def quota_of(conn: sa.Connection, namespace: str, *, lock: bool = False) -> int | None:
-    query = sa.select(namespaces.c.quota_bytes).where(namespaces.c.name == namespace)
-    if lock:
-        # PostgreSQL: pushes into one namespace check its quota one at a time.
-        query = query.with_for_update()
-    quota = conn.execute(query).scalar()
-    return None if quota is None else int(quota)
+    row = (_QUOTA_LOCKED if lock else _QUOTA_READ).first(conn, namespace=namespace)
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def usage(conn: sa.Connection, namespace: str) -> Usage:

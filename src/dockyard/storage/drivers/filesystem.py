@@ -111,9 +111,7 @@ class FilesystemDriver(StorageDriver):
     @asynccontextmanager
     async def lock(self, path: str) -> AsyncIterator[None]:
         """An flock on `<path>.lock`: the kernel drops it if the process dies."""
-        full = self._full(path + ".lock")
-        full.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(full, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_creating_parents(self._full(path + ".lock"), os.O_RDWR)
         try:
             deadline = time.monotonic() + LOCK_TIMEOUT
             while not _try_lock(fd):
@@ -125,10 +123,8 @@ class FilesystemDriver(StorageDriver):
             os.close(fd)
 
     async def open_writer(self, path: str, offset: int) -> UploadWriter:
-        full = self._full(path)
-        full.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(full, os.O_WRONLY | os.O_CREAT, 0o644)
+            fd = _open_creating_parents(self._full(path), os.O_WRONLY)
             os.ftruncate(fd, offset)
             os.lseek(fd, offset, os.SEEK_SET)
         except OSError as exc:
@@ -197,6 +193,16 @@ class FilesystemDriver(StorageDriver):
         for directory, _dirs, files in os.walk(base):
             for name in sorted(files):
                 yield Path(directory) / name
+
+
+def _open_creating_parents(path: Path, flags: int) -> int:
+    """`os.open` with `O_CREAT`, making the directory only when it is missing
+    (seldom: trying first saves a mkdir on every upload request)."""
+    try:
+        return os.open(path, flags | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, flags | os.O_CREAT, 0o644)
 
 
 def _try_lock(fd: int) -> bool:

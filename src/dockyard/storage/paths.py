@@ -9,6 +9,9 @@
       uploads/
         <upload id>              bytes received so far for one upload session
         <upload id>.lock         its lock (filesystem: an flock)
+        <upload id>.staged-<n>   filesystem: a second name for finished bytes,
+                                 renamed into blobs/ at once (swept if a crash
+                                 leaves it)
       trash/
         <digest>                 a blob the garbage collector is removing
       quarantine/

@@ -69,17 +69,20 @@ def test_abandoned_session_expires_with_its_bytes(
     assert not storage.holds_upload(upload_id)
 
 
+# A monolithic push's upload, and the second name of a finished one (both are
+# left behind only by a crash).
+@pytest.mark.parametrize("name", ["direct-orphan", "direct-done.staged-0a1b"])
 def test_orphaned_upload_files_are_removed(
-    server: RegistryServer, storage: SharedStorage
+    server: RegistryServer, storage: SharedStorage, name: str
 ) -> None:
-    storage.plant_orphan("direct-orphan")
-    assert storage.holds_upload("direct-orphan")
+    storage.plant_orphan(name)
+    assert storage.holds_upload(name)
 
     deadline = time.monotonic() + 15
-    while storage.holds_upload("direct-orphan") and time.monotonic() < deadline:
+    while storage.holds_upload(name) and time.monotonic() < deadline:
         time.sleep(0.25)
 
-    assert not storage.holds_upload("direct-orphan")
+    assert not storage.holds_upload(name)
 
 
 def test_active_session_survives_while_it_is_written(server: RegistryServer) -> None:

@@ -13,7 +13,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 import anyio
@@ -65,20 +65,23 @@ class FilesystemDriver(StorageDriver):
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        self._inside = str(self.root) + os.sep
+        self._root = str(self.root)
+        self._inside = self._root + os.sep
 
-    def _full(self, path: str) -> Path:
+    def _full(self, path: str) -> str:
         # A lexical check, not `resolve()`: the paths are the registry's own
         # (digests, session ids), nothing else makes links under the root, and
         # resolving cost a system call per path component on every operation.
-        full = os.path.normpath(os.path.join(self.root, path))
-        if not (full.startswith(self._inside) or full == str(self.root)):
+        # Plain strings, not `Path`s: parsing one cost more than the system
+        # call it named, several times per push.
+        full = os.path.normpath(os.path.join(self._root, path))
+        if not (full.startswith(self._inside) or full == self._root):
             raise StorageError(f"path {path!r} escapes the storage root")
-        return Path(full)
+        return full
 
     async def stat(self, path: str) -> int | None:
         try:
-            return self._full(path).stat().st_size
+            return os.stat(self._full(path)).st_size
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -106,7 +109,7 @@ class FilesystemDriver(StorageDriver):
             handle.close()
 
     def local_file(self, path: str) -> Path | None:
-        return self._full(path)
+        return Path(self._full(path))
 
     @asynccontextmanager
     async def lock(self, path: str) -> AsyncIterator[None]:
@@ -142,34 +145,40 @@ class FilesystemDriver(StorageDriver):
             raise StorageError(f"failed to commit {upload}: {exc.strerror}") from exc
 
     @staticmethod
-    def _commit(source: Path, target: Path, keep_source: bool) -> None:
+    def _commit(source: str, target: str, keep_source: bool) -> None:
         # Content-addressed: a complete copy already in place is the same bytes.
         # One of another size can only be damage, and the new copy replaces it.
-        if target.exists() and target.stat().st_size == source.stat().st_size:
+        size = _size_or_none(target)
+        if size is not None and size == os.stat(source).st_size:
             if not keep_source:
-                source.unlink(missing_ok=True)
+                with suppress(FileNotFoundError):
+                    os.unlink(source)
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(source, "rb") as handle:
-            os.fsync(handle.fileno())
+        directory = os.path.dirname(target)
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(source, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         if keep_source:
             # A second name for the same bytes, then an atomic rename into place.
             # The second name lives beside the upload, not among the blobs: a
             # crash in between leaves it where stale uploads are swept.
-            staged = source.with_name(f"{source.name}.staged-{uuid.uuid4().hex}")
+            staged = f"{source}.staged-{uuid.uuid4().hex}"
             os.link(source, staged)
             os.rename(staged, target)
         else:
             os.rename(source, target)
-        _fsync_directory(target.parent)
+        _fsync_directory(directory)
 
     async def delete(self, path: str) -> None:
         try:
-            self._full(path).unlink()
+            os.unlink(self._full(path))
         except FileNotFoundError:
             pass
         except IsADirectoryError:
-            await to_thread.run_sync(_remove_tree, self._full(path))
+            await to_thread.run_sync(_remove_tree, Path(self._full(path)))
         except OSError as exc:
             raise StorageError(f"failed to delete {path}") from exc
 
@@ -188,21 +197,28 @@ class FilesystemDriver(StorageDriver):
 
     def _walk(self, prefix: str) -> Iterator[Path]:
         base = self._full(prefix)
-        if not base.exists():
+        if not os.path.exists(base):
             return
         for directory, _dirs, files in os.walk(base):
             for name in sorted(files):
                 yield Path(directory) / name
 
 
-def _open_creating_parents(path: Path, flags: int) -> int:
+def _open_creating_parents(path: str, flags: int) -> int:
     """`os.open` with `O_CREAT`, making the directory only when it is missing
     (seldom: trying first saves a mkdir on every upload request)."""
     try:
         return os.open(path, flags | os.O_CREAT, 0o644)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         return os.open(path, flags | os.O_CREAT, 0o644)
+
+
+def _size_or_none(path: str) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return None
 
 
 def _try_lock(fd: int) -> bool:
@@ -213,7 +229,7 @@ def _try_lock(fd: int) -> bool:
     return True
 
 
-def _fsync_directory(directory: Path) -> None:
+def _fsync_directory(directory: str) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

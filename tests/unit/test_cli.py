@@ -47,7 +47,7 @@ def test_db_upgrade_creates_the_schema(
 def test_serve_refuses_an_address_another_server_listens_on(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # granian shares a port with SO_REUSEPORT; a second registry must not.
+    # Even one that shares its port (SO_REUSEPORT): a second registry must not.
     with socket.socket() as other:
         other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         other.bind(("127.0.0.1", 0))

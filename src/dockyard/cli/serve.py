@@ -11,7 +11,7 @@ from typing import Any
 
 from dockyard import logging as dockyard_logging
 from dockyard.cli.options import add_config_option, settings_from
-from dockyard.server import SETTINGS_ENV
+from dockyard.server import LISTEN_BACKLOG, LISTENER_ENV, SETTINGS_ENV
 from dockyard.settings import Settings, to_environment
 
 logger = logging.getLogger(__name__)
@@ -43,11 +43,12 @@ def run(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     dockyard_logging.configure(settings.log.level, settings.log.format)
-    taken = _address_taken(settings.http.host, settings.http.port)
-    if taken:
+    try:
+        listener = _listen(settings.http.host, settings.http.port)
+    except OSError as exc:
         print(
             f"dockyard serve: cannot listen on {settings.http.host}:"
-            f"{settings.http.port}: {taken}",
+            f"{settings.http.port}: {exc.strerror or exc}",
             file=sys.stderr,
         )
         return 1
@@ -72,6 +73,12 @@ def run(args: argparse.Namespace) -> int:
     # Replace this process (same pid, so signals and supervisors still reach it)
     # with a small supervisor that holds none of what the migration loaded.
     os.environ[SETTINGS_ENV] = to_environment(settings)
+    if settings.http.server == "uvicorn":
+        listener.close()  # uvicorn binds its own
+    else:
+        # Kept open through the exec, and inherited by every worker.
+        listener.set_inheritable(True)
+        os.environ[LISTENER_ENV] = str(listener.fileno())
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, *_server_command(settings)])
@@ -89,19 +96,23 @@ def _server_command(settings: Settings) -> list[str]:
     ]
 
 
-def _address_taken(host: str, port: int) -> str | None:
-    """Why the address cannot be listened on, or None when it is free.
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound before anything else is done.
 
-    granian binds with SO_REUSEPORT: a second registry started on the port of a
-    running one would otherwise share its connections, half of the requests
-    reaching each data directory. A socket without that option cannot bind where
-    another one listens (SO_REUSEADDR still allows connections in TIME_WAIT).
+    One socket that every worker accepts on: a worker that stops (a reload, a
+    crash) leaves the connections still queued to the others, where sockets of
+    their own with SO_REUSEPORT would drop those queued on the one closing. It
+    also makes a taken address fail here, with a clear message, before the
+    migration; without SO_REUSEPORT a second registry cannot bind where another
+    listens (SO_REUSEADDR still allows connections in TIME_WAIT).
     """
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    listener = socket.socket(family, socket.SOCK_STREAM)
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return None
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(LISTEN_BACKLOG)
+    except OSError:
+        listener.close()
+        raise
+    return listener

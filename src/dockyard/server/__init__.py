@@ -5,8 +5,9 @@ settings and migrated the database.
   It imports neither granian nor the application, starts the workers, restarts
   one that dies and stops them all on SIGTERM or SIGINT.
 - `granian_worker`: one worker process, granian's server running the ASGI
-  application on its own `SO_REUSEPORT` socket; the kernel spreads the
-  connections over the workers.
+  application. Every worker accepts on the one listening socket that
+  `dockyard serve` bound (its descriptor number in `LISTENER_ENV`), so a
+  connection waiting to be accepted is never lost with a worker that stops.
 - `uvicorn_server`: the alternative server, which supervises its own workers.
 
 The settings reach the workers in the environment (`SETTINGS_ENV`), already
@@ -14,3 +15,6 @@ checked and pickled by `dockyard.settings.to_environment`.
 """
 
 SETTINGS_ENV = "DOCKYARD_SETTINGS"
+LISTENER_ENV = "DOCKYARD_LISTENER_FD"
+# Connections the kernel queues before a worker accepts them (granian's default).
+LISTEN_BACKLOG = 1024

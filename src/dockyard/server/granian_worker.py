@@ -1,8 +1,8 @@
 """One worker process: granian's embedded server running the application.
 
-Each worker binds the address itself; granian's sockets use `SO_REUSEPORT`, so
-the kernel spreads new connections over the workers, as it does for granian's
-own worker processes. Once the application's services are up, the worker tells
+The workers all accept on the listening socket `dockyard serve` bound and
+passed down (its descriptor number in `LISTENER_ENV`): connections queued on it
+outlive any one worker. Once the application's services are up, the worker tells
 its supervisor (`READY_SIGNAL`). It stops gracefully (in-flight requests finish,
 then the application's shutdown runs) on SIGTERM, on SIGINT, or when its
 supervisor is gone: the supervisor holds the write end of a pipe whose read end
@@ -20,18 +20,16 @@ from collections.abc import Callable
 from typing import Any
 
 import uvloop
+from granian._granian import SocketHolder
 from granian.constants import Interfaces
 from granian.log import LogLevels
 from granian.server.embed import Server
 
 from dockyard import logging as dockyard_logging
 from dockyard.app import create_app
-from dockyard.server import SETTINGS_ENV
+from dockyard.server import LISTEN_BACKLOG, LISTENER_ENV, SETTINGS_ENV
 from dockyard.server.supervisor import LIFELINE_ENV, READY_SIGNAL
 from dockyard.settings import Settings, TlsSettings, from_environment
-
-# granian's own default for its worker processes (the embedded server's is 128).
-BACKLOG = 1024
 
 logger = logging.getLogger("dockyard.server.granian_worker")
 
@@ -43,6 +41,32 @@ class _DropExperimentalNotice(logging.Filter):
         return "experimental" not in record.getMessage()
 
 
+class _InheritedListenerServer(Server):
+    """granian's embedded server, accepting on a socket it was handed.
+
+    On Linux granian would bind a socket of its own with SO_REUSEPORT; the
+    kernel drops the connections still queued on such a socket when it closes,
+    so every reload would refuse a few clients. granian's server takes a bound
+    socket where SO_REUSEPORT is missing (`SocketHolder`, its hook
+    `_init_shared_socket`): this uses that path with ours.
+    """
+
+    def __init__(self, *args: Any, listener_fd: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._listener_fd = listener_fd
+
+    # granian's attributes are declared None and its stub of SocketHolder
+    # lacks the constructor (descriptor, is a Unix socket, backlog).
+    def _init_shared_socket(self) -> None:
+        self._ssp = None
+        self._shd = SocketHolder(  # type: ignore[assignment]
+            self._listener_fd,
+            False,
+            LISTEN_BACKLOG,  # type: ignore[call-arg]
+        )
+        self._sfd = self._listener_fd  # type: ignore[assignment]
+
+
 def build_server(settings: Settings) -> Server:
     http, log = settings.http, settings.log
 
@@ -51,13 +75,14 @@ def build_server(settings: Settings) -> Server:
         supervised = LIFELINE_ENV in os.environ
         return create_app(settings, on_ready=_tell_supervisor if supervised else None)
 
-    server = Server(
+    server = _InheritedListenerServer(
         application,
+        listener_fd=int(os.environ[LISTENER_ENV]),
         factory=True,
         address=http.host,
         port=http.port,
         interface=Interfaces.ASGI,
-        backlog=BACKLOG,
+        backlog=LISTEN_BACKLOG,
         log_access=False,
         log_level=_granian_level(log.level),
         log_dictconfig=dockyard_logging.server_log_config(log.level, log.format),

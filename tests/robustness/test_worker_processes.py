@@ -62,6 +62,23 @@ def test_a_killed_worker_is_replaced_and_the_registry_keeps_answering(
     assert "worker died, starting another" in server.logs()
 
 
+def test_new_connections_do_not_wait_for_a_stuck_worker(
+    crash_two_worker_server: RegistryServer,
+) -> None:
+    # The workers accept on one shared socket: a worker that cannot (stopped
+    # here; a blocked event loop alike) leaves the connections to the others,
+    # where with a socket of its own it would hold its share until it woke.
+    server = crash_two_worker_server
+    _wait_for(lambda: _ready_workers(server) == 2)
+    stuck, _ = _workers(server)
+    os.kill(stuck, signal.SIGSTOP)
+    try:
+        for _ in range(20):
+            assert httpx.get(f"{server.url}/v2/", timeout=3).status_code == 200
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+
+
 def test_sighup_replaces_every_worker_while_the_registry_answers(
     crash_two_worker_server: RegistryServer,
 ) -> None:
@@ -89,9 +106,7 @@ def test_sighup_replaces_every_worker_while_the_registry_answers(
         while not reloading.is_set():
             statuses.append(ask())
 
-    # Each request on a new connection, from several clients at once: some
-    # connections wait to be accepted while a worker stops, and must not be
-    # lost with it.
+    # Each request on a new connection, from several clients at once.
     askers = [threading.Thread(target=ask_while_reloading) for _ in range(4)]
     for asking in askers:
         asking.start()

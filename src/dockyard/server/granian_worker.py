@@ -44,10 +44,10 @@ class _DropExperimentalNotice(logging.Filter):
 class _InheritedListenerServer(Server):
     """granian's embedded server, accepting on a socket it was handed.
 
-    On Linux granian would bind a socket of its own with SO_REUSEPORT; the
-    kernel drops the connections still queued on such a socket when it closes,
-    so every reload would refuse a few clients. granian's server takes a bound
-    socket where SO_REUSEPORT is missing (`SocketHolder`, its hook
+    On Linux granian would bind a socket of its own with SO_REUSEPORT: the
+    kernel then deals each new connection to one worker, which holds it while
+    stuck and drops those still queued when it stops. granian's server takes
+    a bound socket where SO_REUSEPORT is missing (`SocketHolder`, its hook
     `_init_shared_socket`): this uses that path with ours.
     """
 
